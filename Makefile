@@ -1,0 +1,36 @@
+# fairseq-shiftadd: two entry points, `make demo` and `make test`.
+# Each creates .venv/ on first use and installs the pinned stack there.
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test test-all venv bench clean-demo
+
+venv: $(STAMP)
+
+$(STAMP): setup.py requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip wheel setuptools
+	# torch first (CPU wheel), then numpy and cython so fairseq-fixed builds without isolation.
+	$(PY) -m pip install -q torch==2.13.0 numpy cython
+	# fairseq-fixed declares torchaudio (which would pull another torch): install it without deps.
+	$(PY) -m pip install -q --no-deps --no-build-isolation fairseq-fixed==0.12.3.1
+	$(PY) -m pip install -q -r requirements.txt
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest -q -m "not slow" tests
+
+test-all: $(STAMP)
+	$(PY) -m pytest -q tests
+
+demo: $(STAMP)
+	$(PY) scripts/demo.py --out demo-out
+
+bench: $(STAMP)
+	$(PY) bench/ops.py
+
+clean-demo:
+	rm -rf demo-out

@@ -1,0 +1,28 @@
+"""Configuration shared by the supernet and the standalone subnet model."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+from fairseq.dataclass import ChoiceEnum, FairseqDataclass
+
+WeightSharing = ChoiceEnum(["none", "plain", "heterogeneous"])
+
+
+@dataclass
+class HybridTransformerConfig(FairseqDataclass):
+    dropout: float = field(default=0.1, metadata={"help": "dropout at the largest width (scaled down for narrower subnets)"})
+    attention_dropout: float = field(default=0.1, metadata={"help": "dropout on attention probabilities"})
+    activation_dropout: float = field(default=0.0, metadata={"help": "dropout after the FFN activation"})
+    weight_sharing: WeightSharing = field(
+        default="none",
+        metadata={"help": "share weights across the operators of a layer position: none, plain, or "
+                  "heterogeneous (add operators use a learned Laplacian transform T(w), with a KL regulariser)"},
+    )
+    kl_weight: float = field(default=10.0, metadata={"help": "weight of the heterogeneous-sharing KL term in the loss"})
+    lightweight_heads: int = field(default=4, metadata={"help": "filter heads of the conv/add branches"})
+    share_all_embeddings: bool = field(
+        default=True, metadata={"help": "one embedding matrix for source, target and output (needs a joined dictionary)"}
+    )
+    max_source_positions: int = field(default=1024, metadata={"help": "longest source sentence"})
+    max_target_positions: int = field(default=1024, metadata={"help": "longest target sentence"})

@@ -1,0 +1,85 @@
+"""``shiftadd_supernet``: one model holding every hybrid Transformer of a search space.
+
+Each update the task activates one subnet (:meth:`set_subnet`); its layers run the chosen
+operators on leading slices of the shared weights. Registration of the model and its named
+architectures lives here and only here.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+import yaml
+from fairseq.models import register_model, register_model_architecture
+from omegaconf import open_dict
+
+from ..search.space import SearchSpace
+from .build import SideCandidates, build_hybrid_model
+from .config import HybridTransformerConfig
+from .hybrid_transformer import HybridTransformerModel
+
+
+@dataclass
+class ShiftAddSupernetConfig(HybridTransformerConfig):
+    search_space_config: Optional[str] = field(
+        default=None, metadata={"help": "(set automatically) the search space YAML, so checkpoints are self-contained"}
+    )
+
+
+@register_model("shiftadd_supernet", dataclass=ShiftAddSupernetConfig)
+class ShiftAddSupernet(HybridTransformerModel):
+    """The weight-sharing SuperTransformer of ShiftAddNAS (``--task shiftadd_supernet_translation``)."""
+
+    @classmethod
+    def build_model(cls, cfg: ShiftAddSupernetConfig, task) -> "ShiftAddSupernet":
+        space = cls.space_of(cfg, task)
+        with open_dict(cfg):
+            cfg.search_space_config = yaml.safe_dump(_space_dict(space), sort_keys=False)
+        return build_hybrid_model(
+            cfg, task, SideCandidates.of_space(space, "encoder"), SideCandidates.of_space(space, "decoder"),
+            space.largest(), model_cls=cls,
+        )
+
+    @staticmethod
+    def space_of(cfg: ShiftAddSupernetConfig, task) -> SearchSpace:
+        if getattr(cfg, "search_space_config", None):
+            return SearchSpace.from_dict(yaml.safe_load(cfg.search_space_config), name_hint="checkpoint")
+        space = getattr(task, "space", None)
+        if space is None:
+            raise ValueError("--arch shiftadd_supernet_* needs --task shiftadd_supernet_translation --search-space FILE")
+        return space
+
+
+def _space_dict(space: SearchSpace) -> dict:
+    def side(s, decoder: bool) -> dict:
+        out = {
+            "embed-dim": list(s.embed_dim), "layer-num": list(s.layer_num), "ffn-embed-dim": list(s.ffn_embed_dim),
+            "self-attention-heads": list(s.self_attention_heads), "block-types": list(s.block_types),
+            "ffn-types": list(s.ffn_types), "kernel-sizes": list(s.kernel_sizes),
+        }
+        if decoder:
+            out["ende-attention-heads"] = list(s.ende_attention_heads)
+            out["arbitrary-ende-attn"] = list(s.arbitrary_ende_attn)
+        return out
+
+    return {"name": space.name, "encoder": side(space.encoder, False), "decoder": side(space.decoder, True)}
+
+
+def _defaults(args, dropout: float) -> None:
+    args.dropout = getattr(args, "dropout", dropout)
+    args.attention_dropout = getattr(args, "attention_dropout", 0.1)
+
+
+@register_model_architecture("shiftadd_supernet", "shiftadd_supernet_wmt_en_de")
+def shiftadd_supernet_wmt_en_de(args) -> None:
+    _defaults(args, 0.3)
+
+
+@register_model_architecture("shiftadd_supernet", "shiftadd_supernet_wmt_en_fr")
+def shiftadd_supernet_wmt_en_fr(args) -> None:
+    _defaults(args, 0.1)
+
+
+@register_model_architecture("shiftadd_supernet", "shiftadd_supernet_tiny")
+def shiftadd_supernet_tiny(args) -> None:
+    _defaults(args, 0.1)

@@ -1,0 +1,57 @@
+"""``shiftadd_transformer``: one hybrid subnet as a standalone model.
+
+Built from a subnet YAML (``--subnet FILE``) with only the chosen operators at the chosen sizes,
+from the same layer classes as the supernet. Trained from scratch (the paper's retraining) or
+initialised from a supernet checkpoint by ``scripts/export_subnet.py``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+import yaml
+from fairseq.models import register_model, register_model_architecture
+from omegaconf import open_dict
+
+from ..search.space import Subnet, load_subnet_file, parse_subnet
+from .build import SideCandidates, build_hybrid_model
+from .config import HybridTransformerConfig
+from .hybrid_transformer import HybridTransformerModel
+
+
+@dataclass
+class ShiftAddTransformerConfig(HybridTransformerConfig):
+    subnet: Optional[str] = field(default=None, metadata={"help": "subnet YAML file (HAT / ShiftAddNAS keys)"})
+    subnet_config: Optional[str] = field(
+        default=None, metadata={"help": "(set automatically) the subnet YAML text, so checkpoints are self-contained"}
+    )
+
+
+@register_model("shiftadd_transformer", dataclass=ShiftAddTransformerConfig)
+class ShiftAddTransformer(HybridTransformerModel):
+    @classmethod
+    def build_model(cls, cfg: ShiftAddTransformerConfig, task) -> "ShiftAddTransformer":
+        subnet = cls.subnet_of(cfg)
+        with open_dict(cfg):
+            cfg.subnet_config = subnet.to_yaml()
+        return build_hybrid_model(
+            cfg, task, SideCandidates.of_subnet(subnet, "encoder"), SideCandidates.of_subnet(subnet, "decoder"), subnet, model_cls=cls
+        )
+
+    @staticmethod
+    def subnet_of(cfg: ShiftAddTransformerConfig) -> Subnet:
+        if getattr(cfg, "subnet_config", None):
+            return parse_subnet(yaml.safe_load(cfg.subnet_config), where="checkpoint subnet")
+        if not cfg.subnet:
+            raise ValueError("--arch shiftadd_transformer needs --subnet FILE (a subnet YAML)")
+        return load_subnet_file(cfg.subnet)
+
+    def set_subnet(self, subnet: Subnet) -> None:
+        if getattr(self, "subnet", None) is not None and subnet != self.subnet:
+            raise ValueError("a standalone shiftadd_transformer runs only the subnet it was built for")
+        super().set_subnet(subnet)
+
+
+@register_model_architecture("shiftadd_transformer", "shiftadd_transformer")
+def shiftadd_transformer(args) -> None:
+    args.dropout = getattr(args, "dropout", 0.1)

@@ -1,0 +1,101 @@
+"""The lightweight (convolution-like) branches of the search space: conv, add and shiftadd.
+
+Each branch is linear1 -> operator -> linear2 over the channels it is given (all of them in a
+single-branch block, half of them in an ``attn+X`` block):
+
+* ``conv``: fairseq's LightweightConv (Wu et al. 2019), the multiplication baseline;
+* ``add``: :class:`AddConv1d`, the same temporal filter with -|x - w| instead of x * w;
+* ``shiftadd``: a shift linear (d -> d) before the add convolution (ShiftAddNAS).
+
+Under ``plain``/``heterogeneous`` weight sharing the branches of one layer position share
+linear1/linear2 (they are multiplication layers in every branch); under ``none`` each owns them.
+"""
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import torch.nn.functional as F
+from fairseq.modules.lightweight_convolution import LightweightConv1dTBC
+from torch import Tensor, nn
+
+from ..hardware.ops import OpRecord
+from .add_conv import AddConv1d
+from .elastic import elastic_linear
+from .shift_linear import ShiftLinear
+
+BRANCH_KINDS = ("conv", "add", "shiftadd")
+WEIGHT_DROPOUT = 0.03  # DropConnect on the temporal filters, as in LightConv
+
+
+class ElasticLightweightConv(LightweightConv1dTBC):
+    """fairseq's LightweightConv1dTBC for any channel count its heads divide.
+
+    Its filters are per head and shared across the head's channels, so no parameter depends on
+    the channel count; fairseq only asserts it, and we set it from the input.
+    """
+
+    def forward(self, x: Tensor, incremental_state=None, unfold: bool = False) -> Tensor:
+        self.input_size = x.size(-1)
+        return super().forward(x, incremental_state, unfold)
+
+
+class LightweightBranches(nn.Module):
+    """The lightweight branches one layer position can run.
+
+    Args:
+        dim: largest channel count the branch sees.
+        kinds: the branches available here (a standalone subnet passes one).
+        kernel_size: temporal filter size K.
+        causal: decoder (pad K-1 on the left) or encoder ("same" padding).
+        heads: filter heads (fixed per model, so channels stay elastic).
+        weight_sharing: ``none`` or a sharing mode (linear1/linear2 shared across kinds).
+    """
+
+    def __init__(self, dim: int, kinds: Sequence[str], kernel_size: int, causal: bool, heads: int, weight_sharing: str):
+        super().__init__()
+        self.kinds = tuple(kinds)
+        self.heads = heads
+        self.kernel_size = kernel_size
+        self.causal = causal
+        owners = ["shared"] if weight_sharing != "none" else list(self.kinds)
+        self.linear1 = nn.ModuleDict({owner: nn.Linear(dim, dim) for owner in owners})
+        self.linear2 = nn.ModuleDict({owner: nn.Linear(dim, dim) for owner in owners})
+        padding_l = kernel_size - 1 if causal else kernel_size // 2
+        filters = {
+            "conv": lambda: ElasticLightweightConv(dim, kernel_size, padding_l, heads, WEIGHT_DROPOUT, weight_softmax=True),
+            "add": lambda: AddConv1d(heads, kernel_size, "causal" if causal else "same", True, WEIGHT_DROPOUT),
+        }
+        self.filters = nn.ModuleDict({kind: filters["conv" if kind == "conv" else "add"]() for kind in self.kinds})
+        if "shiftadd" in self.kinds:
+            self.shift = ShiftLinear(dim, dim)
+
+    def _owner(self, kind: str) -> str:
+        return "shared" if "shared" in self.linear1 else kind
+
+    def forward(
+        self, x: Tensor, kind: str, padding_mask: Optional[Tensor] = None, incremental_state=None
+    ) -> Tensor:
+        """x: (T, B, C) -> (T, B, C); ``padding_mask`` (B, T) zeroes padded steps before the filter."""
+        dim = x.size(-1)
+        h = elastic_linear(x, self.linear1[self._owner(kind)], dim)
+        if kind == "shiftadd":
+            h = F.linear(h, self.shift.effective_weight(dim, dim), self.shift.bias[:dim])
+        if padding_mask is not None:
+            h = h.masked_fill(padding_mask.transpose(0, 1).unsqueeze(-1), 0.0)
+        h = self.filters[kind](h, incremental_state=incremental_state)
+        return elastic_linear(h, self.linear2[self._owner(kind)], dim)
+
+    def cost_ops(self, prefix: str, layer: str, kind: str, tokens: int, dim: int) -> list[OpRecord]:
+        linear_params = dim * dim + dim
+        ops = [OpRecord.linear(f"{prefix}.linear1", layer, "mult", tokens, dim, dim, linear_params)]
+        if kind == "shiftadd":
+            ops.append(OpRecord.linear(f"{prefix}.shift", layer, "shift", tokens, dim, dim, linear_params))
+        k = self.kernel_size
+        ops.append(
+            OpRecord(
+                f"{prefix}.{'conv' if kind == 'conv' else 'add_conv'}", layer, "mult" if kind == "conv" else "add",
+                "conv", n=dim, c=1, m=1, h=tokens + k - 1, e=tokens, r=k, params=self.heads * k,
+            )
+        )
+        ops.append(OpRecord.linear(f"{prefix}.linear2", layer, "mult", tokens, dim, dim, linear_params))
+        return ops

@@ -1,0 +1,88 @@
+"""One linear layer position whose operator (mult, shift or add) is chosen per call.
+
+The three ``--weight-sharing`` modes of the paper's ablation live here and nowhere else:
+
+* ``none``: every operator owns its weights (an ``nn.Linear``, a DeepShift-PS ``ShiftLinear``,
+  an AdderNet ``AddLinear``), what the public NLP code does;
+* ``plain``: one float tensor; shift rounds it to powers of two, add uses it as is;
+* ``heterogeneous``: as ``plain``, but add uses T(w) (:class:`LaplaceTransform`) and reports a KL
+  regulariser towards a Laplacian.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..hardware.ops import OpRecord
+from .add_linear import AddLinear, add_linear
+from .elastic import elastic_linear
+from .laplace_transform import LaplaceTransform
+from .shift_linear import ShiftLinear, power_of_two
+
+WEIGHT_SHARING_MODES = ("none", "plain", "heterogeneous")
+
+
+class OperatorLinear(nn.Module):
+    """A linear position with elastic sizes and a per-call operator.
+
+    Args:
+        in_features / out_features: the largest sizes.
+        operators: the operators this position can run (a standalone subnet passes one).
+        weight_sharing: ``none``, ``plain`` or ``heterogeneous``.
+    """
+
+    def __init__(self, in_features: int, out_features: int, operators: Sequence[str], weight_sharing: str = "none"):
+        super().__init__()
+        if weight_sharing not in WEIGHT_SHARING_MODES:
+            raise ValueError(f"weight_sharing must be one of {WEIGHT_SHARING_MODES}, got {weight_sharing!r}")
+        unknown = [op for op in operators if op not in ("mult", "shift", "add")]
+        if unknown:
+            raise ValueError(f"operators must be among mult, shift, add; got {unknown[0]!r}")
+        self.operators = tuple(operators)
+        self.weight_sharing = weight_sharing
+        if weight_sharing == "none":
+            makers = {
+                "mult": lambda: nn.Linear(in_features, out_features),
+                "shift": lambda: ShiftLinear(in_features, out_features),
+                "add": lambda: AddLinear(in_features, out_features, bias=True),
+            }
+            self.ops = nn.ModuleDict({op: makers[op]() for op in self.operators})
+        else:
+            self.shared = nn.Linear(in_features, out_features)
+            if weight_sharing == "heterogeneous" and "add" in self.operators:
+                self.laplace = LaplaceTransform(self.shared.weight)
+
+    def forward(self, x: Tensor, operator: str, out_features: int) -> Tensor:
+        """x: (..., in) with in <= in_features; returns (..., out_features)."""
+        if self.weight_sharing == "none":
+            layer = self.ops[operator]
+            if operator == "mult":
+                return elastic_linear(x, layer, out_features)
+            bias = layer.bias[:out_features] if layer.bias is not None else None
+            if operator == "shift":
+                return F.linear(x, layer.effective_weight(out_features, x.size(-1)), bias)
+            return add_linear(x, layer.weight[:out_features, : x.size(-1)], bias, eta=layer.eta)
+        weight = self.shared.weight[:out_features, : x.size(-1)]
+        bias = self.shared.bias[:out_features]
+        if operator == "mult":
+            return F.linear(x, weight, bias)
+        if operator == "shift":
+            return F.linear(x, power_of_two(weight), bias)
+        return add_linear(x, self.add_weight(weight), bias)
+
+    def add_weight(self, weight: Tensor) -> Tensor:
+        """The weight an add operator uses: T(w) under heterogeneous sharing, w otherwise."""
+        return self.laplace(weight) if hasattr(self, "laplace") else weight
+
+    def regularization(self, operator: str, in_features: int, out_features: int) -> Tensor | None:
+        """The KL term of heterogeneous sharing for the active slice, when add is active."""
+        if operator != "add" or not hasattr(self, "laplace"):
+            return None
+        weight = self.shared.weight[:out_features, :in_features]
+        return LaplaceTransform.kl_to_laplace(self.laplace(weight))
+
+    def cost_ops(self, name: str, layer: str, operator: str, tokens: int, in_features: int, out_features: int) -> OpRecord:
+        params = in_features * out_features + out_features
+        return OpRecord.linear(name, layer, operator, tokens, in_features, out_features, params)
