@@ -173,11 +173,12 @@ def test_normalize_drops_control_chars_and_collapses_spaces() -> None:
     assert prep_util.normalize(" a\t b\u200b\x07c  \r") == "a bc"
 
 
-def test_read_lines_sgm_plain_and_gz(tmp_path: Path) -> None:
+def test_iter_lines_sgm_and_gz(tmp_path: Path) -> None:
     (tmp_path / "t.sgm").write_text('<refset>\n<doc docid="1">\n<seg id="1"> Hallo  Welt </seg>\n<seg id="2">Ja &amp; nein</seg>\n</doc>\n</refset>\n')
-    assert prep_util.read_lines(tmp_path / "t.sgm") == ["Hallo  Welt", "Ja &amp; nein"]  # as sacreBLEU reads it
-    (tmp_path / "t.gz").write_bytes(gzip.compress("eins\nzwei \u2028drei\n".encode()))
-    assert prep_util.read_lines(tmp_path / "t.gz") == ["eins", "zwei \u2028drei"]  # only \n splits lines
+    assert list(prep_util.iter_lines(tmp_path / "t.sgm")) == ["Hallo  Welt", "Ja &amp; nein"]  # as sacreBLEU reads it
+    (tmp_path / "t.gz").write_bytes(gzip.compress("eins\r\nzwei \u2028drei\nvier\rfünf\n".encode()))
+    # Only \n ends a line; an inner \r becomes a space so fairseq-preprocess cannot split there.
+    assert list(prep_util.iter_lines(tmp_path / "t.gz")) == ["eins", "zwei \u2028drei", "vier fünf"]
 
 
 def test_clean_reports_misaligned_pair(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -23,6 +23,7 @@ from ..search.evolution import (
     Constraint, Cost, Evolution, EvolutionConfig, SearchResult, cached_cost, evolve_budgets,
 )
 from ..search.space import SearchSpace
+from .common import user_errors_to_exit
 
 
 def parse_limits(text: str) -> list[float]:
@@ -72,13 +73,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def data_vocab_size(data: str) -> int:
+    """The largest dictionary of a binarized data dir (the joined one when source and target share)."""
+    from fairseq.data import Dictionary
+
+    paths = sorted(Path(data).glob("dict.*.txt"))
+    if not paths:
+        raise FileNotFoundError(f"data directory {data} has no dict.*.txt (is it fairseq-preprocess output?)")
+    return max(len(Dictionary.load(str(path))) for path in paths)
+
+
 class CostModels:
     """The cost functions the budgets and the CSV columns draw on, each memoised by subnet."""
 
     def __init__(self, args: argparse.Namespace, space: SearchSpace) -> None:
         from ..hardware.costing import SubnetCoster
 
-        coster = SubnetCoster(space)
+        coster = SubnetCoster(space, vocab_size=data_vocab_size(args.data))
         self.columns = {
             "energy_mj": cached_cost(
                 lambda s: coster.energy_mj(s, bits=args.bits, tokens=args.tokens, hardware=args.hardware)
@@ -175,19 +186,17 @@ def summary(result: SearchResult, columns: dict[str, Cost], limit: float | None)
     return f"{budget}best loss {result.loss:.4f} ({costs}) -> {result.out_dir / 'best.yml'}"
 
 
-def main(argv: Sequence[str] | None = None) -> None:
+@user_errors_to_exit
+def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.getLogger("matplotlib").setLevel(logging.WARNING)
-    try:
-        check_args(parser, args)
-        columns, results = run(args)
-    except (ValueError, FileNotFoundError) as err:  # SpaceError, NoFeasibleSubnetError, ResumeError, ...
-        print(f"shiftadd-search: error: {err}", file=sys.stderr)
-        sys.exit(1)
+    check_args(parser, args)
+    columns, results = run(args)
     for limit, result in results:
         print(summary(result, columns, limit))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

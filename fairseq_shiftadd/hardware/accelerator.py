@@ -40,7 +40,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from .energy_table import UNIT_ENERGY_PJ, unit_energy_pj
+from .energy_table import MEMORY_ENERGY_RATIO, UNIT_ENERGY_PJ, unit_energy_pj
 from .ops import OPERATORS, OpRecord
 from .tiling import FACTORS, Shape, ordered_factorisations, valid_tilings
 
@@ -55,11 +55,11 @@ PUBLIC_SHIFT_CLOCK_RATIO = 2.0
 # 32-bit mult energy, NoC and buffer at 2x and 6x of it (Eyeriss ratios), partial sums on the
 # NoC at 1x and weight reads from the RF at 2x. DRAM is 200 pJ flat, not 200x the RF anchor:
 # the published figures depend on that, so it is kept.
-_RF_PJ = UNIT_ENERGY_PJ[32]["mult"]
-_DRAM_PJ = 200.0
-_BUFFER_PJ = 6 * _RF_PJ
-_NOC_PJ = 2 * _RF_PJ
-_NOC_PSUM_PJ = 1 * _RF_PJ
+_RF_PJ = MEMORY_ENERGY_RATIO["rf"] * UNIT_ENERGY_PJ[32]["mult"]
+_DRAM_PJ = MEMORY_ENERGY_RATIO["dram"]
+_BUFFER_PJ = MEMORY_ENERGY_RATIO["buffer"] * _RF_PJ
+_NOC_PJ = MEMORY_ENERGY_RATIO["noc"] * _RF_PJ
+_NOC_PSUM_PJ = _RF_PJ
 _RF_WEIGHT_PJ = 2 * _RF_PJ
 
 BREAKDOWN = ("compute", "dram", "buffer", "noc", "rf")
@@ -113,22 +113,18 @@ def tiling_costs(shape: Shape, charge: Charge, tilings: np.ndarray) -> tuple[dic
     taps = float(shape.n * shape.e * shape.f * shape.m * shape.r * shape.s * shape.c)
     r, s, f = float(shape.r), float(shape.s), float(shape.f)
     ifmap_noc = m3 * m2 * m1 * r * (shape.e / shape.h) * ifmap
-    zeros = np.zeros(len(t))
     energy = {
         "compute": np.full(len(t), taps * charge.tap_pj),
-        "dram": _DRAM_PJ * (m3 * ifmap + n3 * e3 * weight + np.maximum(2 * c3 - 1, 1) * ofmap)
-        if charge.off_array
-        else zeros,
-        "buffer": _BUFFER_PJ * (m3 * m2 * ifmap + np.maximum(2 * c3 * (c2 - 1), 1) * ofmap)
-        if charge.off_array
-        else zeros,
+        "dram": _DRAM_PJ * (m3 * ifmap + n3 * e3 * weight + np.maximum(2 * c3 - 1, 1) * ofmap),
+        "buffer": _BUFFER_PJ * (m3 * m2 * ifmap + np.maximum(2 * c3 * (c2 - 1), 1) * ofmap),
         "noc": _NOC_PJ * (ifmap_noc + n3 * e3 * e1 * weight)
-        + _NOC_PSUM_PJ * np.maximum(c3 * c2 * (c1 * r - 1), 1) * ofmap
-        if charge.off_array
-        else zeros,
+        + _NOC_PSUM_PJ * np.maximum(c3 * c2 * (c1 * r - 1), 1) * ofmap,
         "rf": _RF_PJ * (ifmap_noc * m0 * s * (f / shape.w) + np.maximum(c3 * c2 * c1 * r * (c0 * s - 1) * 2, 1) * ofmap)
         + _RF_WEIGHT_PJ * n3 * e3 * e1 * f * n0 * weight,
     }
+    if not charge.off_array:
+        for level in ("dram", "buffer", "noc"):
+            energy[level] = np.zeros(len(t))
     cycles = n3 * n0 * m3 * m2 * m0 * c3 * c2 * c0 * e3 * f * s / charge.clock_ratio
     return energy, cycles
 
@@ -279,7 +275,9 @@ def accelerator_cost(ops: Sequence[OpRecord], bits: int = 32, conventions: str =
         bits: 32 (float) or 8 (fixed point): unit energies and word width.
         conventions: ``"ours"`` or ``"public"`` (module docstring).
     """
-    unit_energy_pj(bits)
+    unit_energy_pj(bits)  # checks bits and conventions even for an empty op list
+    if conventions not in CONVENTIONS:
+        raise ValueError(f"conventions must be one of {CONVENTIONS}, got {conventions!r}")
     costs = []
     for op in ops:
         choice = _optimal(Shape.of(op), charge_for(op.operator, bits, conventions))

@@ -26,7 +26,7 @@ import os
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal, Sequence
+from typing import Any, Literal, NoReturn, Sequence
 
 import numpy as np
 
@@ -92,7 +92,7 @@ class FeatureLayout:
         matrix[rows, cols] = values
         return matrix
 
-    def _raise_outside(self, subnet: Subnet, index: int) -> None:
+    def _raise_outside(self, subnet: Subnet, index: int) -> NoReturn:
         self.space.validate(subnet, where=f"subnets[{index}]")
         raise SpaceError(f"subnets[{index}]: not a subnet of the search space {self.space.name}")
 
@@ -164,7 +164,7 @@ class LatencyRecord:
     def from_json(cls, line: str, space: SearchSpace, where: str) -> "LatencyRecord":
         """Parse one dataset line; raises LatencyDataError with a one-line reason prefixed by ``where``."""
         try:
-            raw = json.loads(line)
+            raw = json.loads(line.strip())
         except json.JSONDecodeError as err:
             raise LatencyDataError(f"{where}: not valid JSON ({err.msg} at column {err.colno})") from None
         if not isinstance(raw, dict):
@@ -186,11 +186,20 @@ class LatencyRecord:
 
 
 def append_latency_record(path: str | os.PathLike, record: LatencyRecord) -> None:
-    """Append one record as one line, flushed and fsync'ed, so a crash never leaves a half-written dataset."""
+    """Append one record as one line, flushed and fsync'ed, so a crash loses at most the line being written.
+
+    If an earlier crash left a last line without its newline, the new record starts a line of its
+    own: the torn line stays one malformed line (reported by number), never glued to a good one.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a", encoding="utf-8") as handle:
-        handle.write(record.to_json() + "\n")
+    line = (record.to_json() + "\n").encode()
+    with open(path, "a+b") as handle:
+        if handle.tell() > 0:
+            handle.seek(-1, os.SEEK_END)
+            if handle.read(1) != b"\n":
+                line = b"\n" + line
+        handle.write(line)
         handle.flush()
         os.fsync(handle.fileno())
 

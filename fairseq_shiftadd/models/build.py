@@ -68,8 +68,10 @@ def build_hybrid_model(
         HybridDecoderLayer(decoder.embed_dim, encoder.embed_dim, ffn, blocks, ffns, k, options)
         for ffn, blocks, ffns, k in zip(decoder.ffn_dims, decoder.blocks, decoder.ffn_types, decoder.kernel_sizes)
     ]
-    return model_cls(
+    model = model_cls(
         HybridEncoder(src_dict, encoder_embed, encoder_layers, cfg.dropout, cfg.max_source_positions),
         HybridDecoder(tgt_dict, decoder_embed, decoder_layers, cfg.dropout, cfg.max_target_positions),
         subnet,
     )
+    model.kl_weight = cfg.kl_weight
+    return model

@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from fairseq.dataclass import ChoiceEnum, FairseqDataclass
+from omegaconf import OmegaConf, open_dict
 
 WeightSharing = ChoiceEnum(["none", "plain", "heterogeneous"])
 
@@ -26,3 +27,12 @@ class HybridTransformerConfig(FairseqDataclass):
     )
     max_source_positions: int = field(default=1024, metadata={"help": "longest source sentence"})
     max_target_positions: int = field(default=1024, metadata={"help": "longest target sentence"})
+
+
+def record_in_config(cfg, key: str, value) -> None:
+    """Store ``value`` in the model config (a dataclass or fairseq's DictConfig) so checkpoints keep it."""
+    if OmegaConf.is_config(cfg):
+        with open_dict(cfg):
+            setattr(cfg, key, value)
+    else:
+        setattr(cfg, key, value)

@@ -11,11 +11,10 @@ from typing import Optional
 
 import yaml
 from fairseq.models import register_model, register_model_architecture
-from omegaconf import open_dict
 
 from ..search.space import SearchSpace
 from .build import SideCandidates, build_hybrid_model
-from .config import HybridTransformerConfig
+from .config import HybridTransformerConfig, record_in_config
 from .hybrid_transformer import HybridTransformerModel
 
 
@@ -33,8 +32,7 @@ class ShiftAddSupernet(HybridTransformerModel):
     @classmethod
     def build_model(cls, cfg: ShiftAddSupernetConfig, task) -> "ShiftAddSupernet":
         space = cls.space_of(cfg, task)
-        with open_dict(cfg):
-            cfg.search_space_config = yaml.safe_dump(_space_dict(space), sort_keys=False)
+        record_in_config(cfg, "search_space_config", yaml.safe_dump(_space_dict(space), sort_keys=False))
         return build_hybrid_model(
             cfg, task, SideCandidates.of_space(space, "encoder"), SideCandidates.of_space(space, "decoder"),
             space.largest(), model_cls=cls,

@@ -10,12 +10,11 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 import yaml
-from fairseq.models import register_model, register_model_architecture
-from omegaconf import open_dict
+from fairseq.models import register_model
 
 from ..search.space import Subnet, load_subnet_file, parse_subnet
 from .build import SideCandidates, build_hybrid_model
-from .config import HybridTransformerConfig
+from .config import HybridTransformerConfig, record_in_config
 from .hybrid_transformer import HybridTransformerModel
 
 
@@ -32,8 +31,7 @@ class ShiftAddTransformer(HybridTransformerModel):
     @classmethod
     def build_model(cls, cfg: ShiftAddTransformerConfig, task) -> "ShiftAddTransformer":
         subnet = cls.subnet_of(cfg)
-        with open_dict(cfg):
-            cfg.subnet_config = subnet.to_yaml()
+        record_in_config(cfg, "subnet_config", subnet.to_yaml())
         return build_hybrid_model(
             cfg, task, SideCandidates.of_subnet(subnet, "encoder"), SideCandidates.of_subnet(subnet, "decoder"), subnet, model_cls=cls
         )
@@ -51,7 +49,3 @@ class ShiftAddTransformer(HybridTransformerModel):
             raise ValueError("a standalone shiftadd_transformer runs only the subnet it was built for")
         super().set_subnet(subnet)
 
-
-@register_model_architecture("shiftadd_transformer", "shiftadd_transformer")
-def shiftadd_transformer(args) -> None:
-    args.dropout = getattr(args, "dropout", 0.1)

@@ -150,8 +150,9 @@ class LatencyPredictionTask(FairseqTask):
     @classmethod
     def add_args(cls, parser) -> None:
         super().add_args(parser)
-        # DATA is one JSONL file, not a directory whose extra valid* shards fairseq should look for.
-        parser.set_defaults(ignore_unused_valid_subsets=True)
+        # DATA is one JSONL file, not a directory whose extra valid* shards fairseq should look for;
+        # the dataset lives in memory, so loader worker processes would only add start-up time.
+        parser.set_defaults(ignore_unused_valid_subsets=True, num_workers=0)
 
     @classmethod
     def setup_task(cls, cfg: LatencyPredictionConfig, **kwargs) -> "LatencyPredictionTask":

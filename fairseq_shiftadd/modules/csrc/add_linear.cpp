@@ -52,9 +52,7 @@ inline void store(T* p, Vec<T> v) {
 }
 template <typename T>
 inline Vec<T> broadcast(T x) {
-  Vec<T> v;
-  for (int64_t i = 0; i < kLanes<T>; ++i) v[i] = x;  // folds to one vbroadcast
-  return v;
+  return x - Vec<T>{};  // x - (+0) == x exactly, so this folds to one vbroadcast
 }
 template <typename T>
 inline Vec<T> vmin(Vec<T> a, Vec<T> b) {
@@ -142,22 +140,26 @@ struct ClampSum {
   int64_t M, N;
 
   void micro(const T* const* a, const T* b, int64_t kc, T* tile, int64_t m0, int64_t n0) const {
-    alignas(64) T lo[R * V];
-    alignas(64) T hi[R * V];
-    for (int64_t r = 0; r < R; ++r)
-      for (int64_t v = 0; v < V; ++v) {
-        const T xv = (m0 + r < M && n0 + v < N) ? x[(m0 + r) * N + n0 + v] : T(0);
-        lo[r * V + v] = xv - T(1);
-        hi[r * V + v] = xv + T(1);
-      }
+    // x tile, zero past the edges of x (those results are never stored).
+    alignas(64) T edge[R * V];
+    const T* xt = x + m0 * N + n0;
+    int64_t ldx = N;
+    if (m0 + R > M || n0 + V > N) {
+      for (int64_t r = 0; r < R; ++r)
+        for (int64_t v = 0; v < V; ++v)
+          edge[r * V + v] = (m0 + r < M && n0 + v < N) ? x[(m0 + r) * N + n0 + v] : T(0);
+      xt = edge;
+      ldx = V;
+    }
     Vec<T> acc[R][kNV], xl[R][kNV], xh[R][kNV];
 #pragma GCC unroll 8
     for (int64_t r = 0; r < R; ++r)
 #pragma GCC unroll 4
       for (int64_t j = 0; j < kNV; ++j) {
         acc[r][j] = load(tile + r * V + j * kLanes<T>);
-        xl[r][j] = load(lo + r * V + j * kLanes<T>);
-        xh[r][j] = load(hi + r * V + j * kLanes<T>);
+        const Vec<T> xv = load(xt + r * ldx + j * kLanes<T>);
+        xl[r][j] = xv - T(1);
+        xh[r][j] = xv + T(1);
       }
     for (int64_t k = 0; k < kc; ++k) {
       Vec<T> bv[kNV];

@@ -1,0 +1,44 @@
+"""``scripts/export_subnet.py SUPERNET.pt SUBNET.yml OUT.pt``: a subnet of a supernet as a standalone model.
+
+The output is a regular fairseq checkpoint of ``--arch shiftadd_transformer`` (only the chosen
+operators and sizes), usable with ``fairseq-generate --path OUT.pt`` or to initialise retraining.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+import torch
+
+from .. import checkpoint_compat
+from ..models.export import export_subnet, supernet_space
+from .common import user_errors_to_exit
+
+
+@user_errors_to_exit
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="shiftadd-export-subnet", description=__doc__)
+    parser.add_argument("supernet", help="supernet checkpoint (fairseq-train --arch shiftadd_supernet_*)")
+    parser.add_argument("subnet", help="subnet YAML")
+    parser.add_argument("out", help="output checkpoint")
+    args = parser.parse_args(argv)
+    if not Path(args.supernet).is_file():
+        raise FileNotFoundError(f"supernet checkpoint {args.supernet} does not exist")
+    checkpoint_compat.allow_fairseq_checkpoints()
+    state = torch.load(args.supernet, map_location="cpu", weights_only=True)
+    subnet = supernet_space(state).load_subnet(args.subnet)
+    exported = export_subnet(state, subnet)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
+    torch.save(exported, tmp)
+    os.replace(tmp, out)
+    params = sum(t.numel() for t in exported["model"].values() if t.is_floating_point())
+    print(f"wrote {out}: {params / 1e6:.2f} M weights ({len(exported['model'])} tensors)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,101 @@
+"""Retrain a searched subnet from scratch with the paper's recipe (``scripts/retrain.sh``).
+
+``retrain SUBNET.yml DATA OUT [fairseq-train args]`` runs ``fairseq-train --arch
+shiftadd_transformer --subnet SUBNET.yml`` with HAT's subnet recipe: Adam (0.9, 0.98), lr 1e-3,
+4k warmup then cosine to 1e-7 over 40k updates, label smoothing 0.1, dropout 0.3. For small data,
+scale it down with ``--max-update`` and ``--warmup-updates``; any other fairseq-train option given
+after the positionals is passed on and overrides the recipe.
+
+Checkpoints are selected on the validation loss only: the test split may not be a validation
+subset (the public code picked its best epoch by test BLEU). ``--average-last N`` averages the
+last N epoch checkpoints into ``OUT/checkpoint_avg_lastN.pt`` after training.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+from typing import Sequence
+
+import fairseq_shiftadd
+
+from ..search.space import load_subnet_file
+from .average import average_checkpoints, last_epoch_checkpoints, write_checkpoint
+from .common import user_errors_to_exit
+
+USER_DIR = os.path.dirname(fairseq_shiftadd.__file__)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="scripts/retrain.sh", description=__doc__.split("\n\n")[0],
+        epilog="Other options go to fairseq-train unchanged.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("subnet", help="subnet YAML (e.g. the search's best.yml)")
+    parser.add_argument("data", help="binarized data directory")
+    parser.add_argument("out", help="save dir for checkpoints")
+    parser.add_argument("--max-update", type=int, default=40000, help="training updates (cosine period ends here)")
+    parser.add_argument("--warmup-updates", type=int, default=4000, help="linear warmup updates")
+    parser.add_argument("--lr", type=float, default=1e-3, help="peak learning rate")
+    parser.add_argument("--max-tokens", type=int, default=4096, help="tokens per batch")
+    parser.add_argument("--valid-subset", default="valid", help="validation subset(s) for checkpoint selection")
+    parser.add_argument("--average-last", type=int, default=0, help="average the last N epoch checkpoints (0: off)")
+    return parser
+
+
+def train_command(args: argparse.Namespace, extra: Sequence[str]) -> list[str]:
+    """The fairseq-train command line: the recipe first, so that ``extra`` options override it."""
+    keep = ["--keep-last-epochs", str(args.average_last)] if args.average_last else ["--no-epoch-checkpoints"]
+    return [
+        sys.executable, "-m", "fairseq_cli.train", args.data,
+        "--user-dir", USER_DIR, "--task", "translation",
+        "--arch", "shiftadd_transformer", "--subnet", args.subnet, "--weight-sharing", "none",
+        "--optimizer", "adam", "--adam-betas", "(0.9, 0.98)", "--clip-norm", "0.0",
+        "--lr", str(args.lr), "--lr-scheduler", "cosine", "--warmup-updates", str(args.warmup_updates),
+        "--warmup-init-lr", "1e-7", "--min-lr", "1e-7", "--max-update", str(args.max_update),
+        "--criterion", "label_smoothed_cross_entropy", "--label-smoothing", "0.1", "--dropout", "0.3",
+        "--max-tokens", str(args.max_tokens),
+        "--valid-subset", args.valid_subset, "--best-checkpoint-metric", "loss",
+        "--save-dir", args.out, *keep,
+        *extra,
+    ]
+
+
+def check(args: argparse.Namespace) -> None:
+    """Refuse test-set selection and obviously wrong inputs before a long run starts."""
+    if "test" in args.valid_subset.split(","):
+        raise ValueError("--valid-subset must not include test: checkpoints are selected on validation data only")
+    if not Path(args.data).is_dir():
+        raise FileNotFoundError(f"data directory {args.data} does not exist")
+    load_subnet_file(args.subnet)
+    if args.max_update < 1 or args.warmup_updates < 0 or args.warmup_updates >= args.max_update:
+        raise ValueError(
+            f"--warmup-updates ({args.warmup_updates}) must be >= 0 and below --max-update ({args.max_update})"
+        )
+    if args.average_last < 0:
+        raise ValueError(f"--average-last must be >= 0, got {args.average_last}")
+
+
+@user_errors_to_exit
+def main(argv: Sequence[str] | None = None) -> int:
+    args, extra = build_parser().parse_known_args(argv)
+    check(args)
+    command = train_command(args, extra)
+    print("+ " + shlex.join(command), flush=True)
+    code = subprocess.call(command)
+    if code:
+        return code
+    final = Path(args.out) / "checkpoint_best.pt"
+    if args.average_last:
+        final = Path(args.out) / f"checkpoint_avg_last{args.average_last}.pt"
+        write_checkpoint(average_checkpoints(last_epoch_checkpoints(args.out, args.average_last)), final)
+    print(f"retrained checkpoint: {final}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,135 @@
+"""AddConv1d: the lightweight add convolution of the ShiftAddNAS search space.
+
+LightConv's structure (Wu et al., ICLR 2019: one K-tap filter per head, shared by the head's
+channels, softmax over K, DropConnect) with the multiply replaced by AdderNet's negative L1
+distance: y[t, b, c] = -sum_j |x[t + j - p, b, c] - w[h(c), j]|, h(c) = c // (C // num_heads),
+p = K // 2 ("same") or K - 1 ("causal").
+
+Taps that fall outside the sequence contribute nothing (they are masked, not zero-padded), so an
+output never depends on padding, and one-step incremental decoding computes exactly what the
+full causal pass computes. Like fairseq's convolutions, padded positions inside a batch must be
+zeroed by the caller beforehand. Gradients follow AdderNet: dL/dw = sum (x - w) g (full
+precision), dL/dx = sum HardTanh(w - x) g.
+"""
+from __future__ import annotations
+
+
+import torch
+import torch.nn.functional as F
+from fairseq.incremental_decoding_utils import with_incremental_state
+from torch import Tensor, nn
+
+_PADDINGS = ("same", "causal")
+
+
+class _AddConvFunction(torch.autograd.Function):
+    """-sum_j |windows - weight| over valid taps; saves the (T, B, C, K) difference for backward."""
+
+    @staticmethod
+    def forward(ctx, windows: Tensor, weight: Tensor, valid: tuple[tuple[int, int], ...]) -> Tensor:
+        """windows (T, B, C, K), weight (C, K), valid[j] = [lo, hi) of output steps where tap j is inside."""
+        diff = windows - weight
+        for j, (lo, hi) in enumerate(valid):
+            diff[:lo, :, :, j] = 0.0
+            diff[max(hi, lo):, :, :, j] = 0.0
+        ctx.save_for_backward(diff)
+        return -torch.linalg.vector_norm(diff, ord=1, dim=-1)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        (diff,) = ctx.saved_tensors
+        grad = grad.unsqueeze(-1)
+        grad_windows = grad_weight = None
+        if ctx.needs_input_grad[0]:
+            grad_windows = diff.clamp(-1.0, 1.0).mul_(grad).neg_()  # masked taps have diff 0
+        if ctx.needs_input_grad[1]:
+            grad_weight = (diff * grad).sum((0, 1))
+        return grad_windows, grad_weight, None
+
+
+@with_incremental_state
+class AddConv1d(nn.Module):
+    """Lightweight add convolution over time-first input (T, B, C), any C divisible by num_heads.
+
+    Args:
+        num_heads: filters; channel c uses filter c // (C // num_heads).
+        kernel_size: taps K (odd for "same" padding).
+        padding: "same" (encoder, p = K // 2) or "causal" (decoder, p = K - 1; allows incremental decoding).
+        weight_softmax: normalise each filter with a softmax over its K taps.
+        weight_dropout: DropConnect probability on the (normalised) filter taps while training.
+    """
+
+    def __init__(
+        self,
+        num_heads: int,
+        kernel_size: int,
+        padding: str = "same",
+        weight_softmax: bool = True,
+        weight_dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        if num_heads < 1:
+            raise ValueError(f"num_heads must be positive, got {num_heads}")
+        if kernel_size < 1:
+            raise ValueError(f"kernel_size must be positive, got {kernel_size}")
+        if padding not in _PADDINGS:
+            raise ValueError(f"padding must be one of {_PADDINGS}, got {padding!r}")
+        if padding == "same" and kernel_size % 2 == 0:
+            raise ValueError(f"kernel_size must be odd for 'same' padding, got {kernel_size}")
+        if not 0.0 <= weight_dropout < 1.0:
+            raise ValueError(f"weight_dropout must be in [0, 1), got {weight_dropout}")
+        self.num_heads, self.kernel_size, self.padding = num_heads, kernel_size, padding
+        self.weight_softmax, self.weight_dropout = weight_softmax, weight_dropout
+        self.padding_left = kernel_size - 1 if padding == "causal" else kernel_size // 2
+        self.weight = nn.Parameter(torch.empty(num_heads, kernel_size))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        nn.init.xavier_uniform_(self.weight)  # as fairseq's LightweightConv1dTBC
+
+    def channel_weight(self, channels: int) -> Tensor:
+        """(channels, K) taps of every channel: normalised, dropped out (training), repeated per head."""
+        if channels % self.num_heads:
+            raise ValueError(f"channels must be divisible by num_heads={self.num_heads}, got {channels}")
+        weight = F.softmax(self.weight, dim=-1) if self.weight_softmax else self.weight
+        weight = F.dropout(weight, self.weight_dropout, self.training)
+        return weight.repeat_interleave(channels // self.num_heads, dim=0)
+
+    def forward(self, x: Tensor, incremental_state: dict | None = None) -> Tensor:
+        """x: (T, B, C), or (1, B, C) one step with incremental_state (causal only) -> same shape."""
+        if x.dim() != 3:
+            raise ValueError(f"x must be (T, B, C), got shape {tuple(x.shape)}")
+        weight = self.channel_weight(x.shape[2]).to(x.dtype)
+        if incremental_state is not None:
+            return self._step(x, weight, incremental_state)
+        steps, K, p = x.shape[0], self.kernel_size, self.padding_left
+        windows = F.pad(x, (0, 0, 0, 0, p, K - 1 - p)).unfold(0, K, 1)  # (T, B, C, K)
+        valid = tuple((max(0, p - j), min(steps, steps + p - j)) for j in range(K))
+        return _AddConvFunction.apply(windows, weight, valid)
+
+    def _step(self, x: Tensor, weight: Tensor, incremental_state: dict) -> Tensor:
+        """One decoding step on the last K - 1 inputs kept in incremental_state."""
+        if self.padding != "causal":
+            raise ValueError(f"incremental decoding needs padding='causal', got {self.padding!r}")
+        if x.shape[0] != 1:
+            raise ValueError(f"incremental x must be one step (1, B, C), got shape {tuple(x.shape)}")
+        K = self.kernel_size
+        buffer = self.get_incremental_state(incremental_state, "input_buffer")
+        window = x if buffer is None else torch.cat([buffer, x], dim=0)  # (L <= K, B, C)
+        self.set_incremental_state(incremental_state, "input_buffer", window[max(0, window.shape[0] - (K - 1)) :])
+        missing = K - window.shape[0]
+        windows = F.pad(window, (0, 0, 0, 0, missing, 0)).unfold(0, K, 1)  # (1, B, C, K)
+        valid = tuple((0, 0) if j < missing else (0, 1) for j in range(K))
+        return _AddConvFunction.apply(windows, weight, valid)
+
+    def reorder_incremental_state(self, incremental_state: dict, new_order: Tensor) -> None:
+        """Follow beam search's reordering of the batch dimension."""
+        buffer = self.get_incremental_state(incremental_state, "input_buffer")
+        if buffer is not None:
+            self.set_incremental_state(incremental_state, "input_buffer", buffer.index_select(1, new_order))
+
+    def extra_repr(self) -> str:
+        return (
+            f"num_heads={self.num_heads}, kernel_size={self.kernel_size}, padding={self.padding!r}, "
+            f"weight_softmax={self.weight_softmax}, weight_dropout={self.weight_dropout}"
+        )

@@ -1,0 +1,162 @@
+"""AddLinear: AdderNet (Chen et al., CVPR 2020) as a linear layer over the last dimension.
+
+y[..., o] = -sum_i |x[..., i] - W[o, i]| (+ bias[o]). The L1 "GEMM" and the clamped input
+gradient run in a C++ kernel (``csrc/add_linear.cpp``) compiled on first use and cached by
+torch's extension cache; if it cannot build, a chunked pure-torch path with bounded memory
+computes the same thing (much slower). Neither ever holds an (N, out, in) tensor.
+"""
+from __future__ import annotations
+
+import functools
+import logging
+import math
+import os
+import sys
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+logger = logging.getLogger(__name__)
+
+_SOURCE = Path(__file__).parent / "csrc" / "add_linear.cpp"
+_KERNEL_DTYPES = (torch.float32, torch.float64)
+# Elements of the (rows, out, in) broadcast the fallback may hold at once.
+_FALLBACK_CHUNK_ELEMENTS = 1 << 24
+
+
+@functools.lru_cache(maxsize=None)
+def kernel_available() -> bool:
+    """Build (first call in a fresh cache: ~20 s) or load the C++ kernel; False if it fails."""
+    try:
+        from torch.utils import cpp_extension
+
+        # A venv's ninja sits next to its python, which may not be on PATH.
+        bin_dir = os.path.dirname(sys.executable)
+        if bin_dir not in os.environ.get("PATH", "").split(os.pathsep):
+            os.environ["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")
+        cpp_extension.load(
+            name="shiftadd_add_linear",
+            sources=[str(_SOURCE)],
+            extra_cflags=["-O3", "-march=native", "-fopenmp", "-ffp-contract=fast"],
+            extra_ldflags=["-fopenmp"],
+            is_python_module=False,
+        )
+        return True
+    except Exception as error:  # any build/load failure: warn once, use the fallback
+        logger.warning("AddLinear C++ kernel unavailable (%s); using the slow torch fallback", error)
+        return False
+
+
+def _use_kernel(x: Tensor) -> bool:
+    return x.device.type == "cpu" and x.dtype in _KERNEL_DTYPES and kernel_available()
+
+
+def _chunk_rows(out_features: int, in_features: int) -> int:
+    return max(1, _FALLBACK_CHUNK_ELEMENTS // max(1, out_features * in_features))
+
+
+def _l1_forward(x: Tensor, weight: Tensor, bias: Tensor | None, use_kernel: bool) -> Tensor:
+    """-sum_i |x[n, i] - weight[o, i]| (+ bias): x (N, in), weight (out, in) -> (N, out)."""
+    if use_kernel:
+        return torch.ops.shiftadd.add_linear_forward(x, weight, bias)
+    y = -torch.cdist(x, weight, p=1.0)  # p=1 cdist loops without broadcasting (N, out, in)
+    return y if bias is None else y + bias
+
+
+def _l1_input_grad(grad: Tensor, x: Tensor, weight: Tensor, use_kernel: bool) -> Tensor:
+    """sum_o HardTanh(weight[o, i] - x[n, i]) * grad[n, o]: (N, out), (N, in), (out, in) -> (N, in)."""
+    if use_kernel:
+        return torch.ops.shiftadd.add_linear_input_grad(grad, x, weight)
+    rows = _chunk_rows(*weight.shape)
+    parts = [
+        torch.einsum("no,noi->ni", g, (weight[None] - xc[:, None]).clamp_(-1.0, 1.0))
+        for g, xc in zip(grad.split(rows), x.split(rows))
+    ]
+    return torch.cat(parts) if parts else x.new_zeros(x.shape)
+
+
+class _AddLinearFunction(torch.autograd.Function):
+    """AdderNet gradients: full-precision dW (a GEMM) rescaled to norm eta*sqrt(numel), HardTanh dx."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor | None, eta: float, use_kernel: bool) -> Tensor:
+        ctx.save_for_backward(x, weight)
+        ctx.eta, ctx.use_kernel = eta, use_kernel
+        return _l1_forward(x, weight, bias, use_kernel)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        x, weight = ctx.saved_tensors
+        grad = grad.contiguous()
+        grad_x = grad_w = grad_b = None
+        if ctx.needs_input_grad[0]:
+            grad_x = _l1_input_grad(grad, x, weight, ctx.use_kernel)
+        if ctx.needs_input_grad[1]:
+            # sum_n (x[n] - W[o]) g[n, o] = (g^T x)[o] - W[o] * sum_n g[n, o]
+            grad_w = torch.addmm(weight * -grad.sum(0)[:, None], grad.t(), x)
+            norm = torch.linalg.vector_norm(grad_w)
+            grad_w.mul_(ctx.eta * math.sqrt(weight.numel()) / norm.clamp_min(1e-12))
+        if ctx.needs_input_grad[2]:
+            grad_b = grad.sum(0)
+        return grad_x, grad_w, grad_b, None, None
+
+
+def add_linear(x: Tensor, weight: Tensor, bias: Tensor | None = None, eta: float = 0.2) -> Tensor:
+    """AdderNet linear map over the last dimension.
+
+    Args:
+        x: (..., in) input, any leading shape, any strides.
+        weight: (out, in), e.g. a leading slice of a larger weight.
+        bias: (out,) or None.
+        eta: the weight gradient is rescaled to L2 norm eta * sqrt(weight.numel()).
+    Returns:
+        (..., out) with y[..., o] = -sum_i |x[..., i] - weight[o, i]| (+ bias[o]).
+    """
+    if weight.dim() != 2:
+        raise ValueError(f"weight must be 2-D (out, in), got shape {tuple(weight.shape)}")
+    if x.dim() == 0 or x.shape[-1] != weight.shape[1]:
+        raise ValueError(f"x last dimension must be in_features={weight.shape[1]}, got shape {tuple(x.shape)}")
+    if bias is not None and bias.shape != (weight.shape[0],):
+        raise ValueError(f"bias must have shape ({weight.shape[0]},), got {tuple(bias.shape)}")
+    lead = x.shape[:-1]
+    x2d = x.reshape(-1, x.shape[-1]).contiguous()
+    weight = weight.contiguous()
+    bias = None if bias is None else bias.contiguous()
+    y = _AddLinearFunction.apply(x2d, weight, bias, float(eta), _use_kernel(x2d))
+    return y.reshape(*lead, weight.shape[0])
+
+
+class AddLinear(nn.Module):
+    """Linear layer whose multiply-accumulate is replaced by a negative L1 distance (AdderNet).
+
+    Args:
+        in_features, out_features: sizes of the last dimension in and out.
+        bias: learn an additive bias (AdderNet layers usually have none; BN/LN follows).
+        eta: AdderNet's adaptive learning-rate scale for the weight gradient (0.2 officially).
+    """
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = False, eta: float = 0.2) -> None:
+        super().__init__()
+        if in_features < 1:
+            raise ValueError(f"in_features must be positive, got {in_features}")
+        if out_features < 1:
+            raise ValueError(f"out_features must be positive, got {out_features}")
+        if eta <= 0:
+            raise ValueError(f"eta must be positive, got {eta}")
+        self.in_features, self.out_features, self.eta = in_features, out_features, eta
+        self.weight = nn.Parameter(torch.empty(out_features, in_features))
+        self.bias = nn.Parameter(torch.empty(out_features)) if bias else None
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))  # nn.Linear's scale
+        if self.bias is not None:
+            nn.init.zeros_(self.bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """x: (..., in_features) -> (..., out_features)."""
+        return add_linear(x, self.weight, self.bias, self.eta)
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}, eta={self.eta}"

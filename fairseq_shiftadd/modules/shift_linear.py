@@ -1,0 +1,114 @@
+"""ShiftLinear: a linear layer whose weights are signed powers of two (DeepShift, Elhoushi et al.).
+
+On shift hardware y = sum(sign * (x >> -shift)); a float matmul with the power-of-two weight is
+numerically the same and is what training and CPU inference run.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+def min_shift(weight_bits: int) -> int:
+    """Smallest exponent a weight_bits shift weight holds: -(2^(weight_bits-1) - 2) (-14 for 5 bits)."""
+    if not 2 <= weight_bits <= 32:
+        raise ValueError(f"weight_bits must be in [2, 32], got {weight_bits}")
+    return -(2 ** (weight_bits - 1) - 2)
+
+
+def _straight_through(value: Tensor, rounded: Tensor) -> Tensor:
+    """`rounded` in the forward pass, identity gradient to `value` in the backward pass."""
+    return value + (rounded - value).detach()
+
+
+def _round_log2(weight: Tensor, weight_bits: int) -> Tensor:
+    """round(log2 |w|) with |w| clamped to [2^min_shift, 1]."""
+    return torch.log2(weight.detach().abs().clamp(2.0 ** min_shift(weight_bits), 1.0)).round()
+
+
+def power_of_two(weight: Tensor, weight_bits: int = 5) -> Tensor:
+    """DeepShift-Q rounding sign(w) * 2^round(log2|w|) with a straight-through (identity) gradient.
+
+    Used where a shift operator quantises a float weight shared with other operators.
+    Args:
+        weight: any shape.
+    Returns:
+        same shape; every entry 0 (where w == 0) or +/-2^k, k in [min_shift(weight_bits), 0].
+    """
+    rounded = torch.sign(weight.detach()) * torch.exp2(_round_log2(weight, weight_bits))
+    return _straight_through(weight, rounded)
+
+
+class ShiftLinear(nn.Module):
+    """DeepShift-PS linear layer: trained float `shift` and `sign`, weight = sign(round(sign)) * 2^round(shift).
+
+    Args:
+        in_features, out_features: sizes of the last dimension in and out.
+        bias: learn a float bias (added, not shifted).
+        weight_bits: bits of a shift weight (1 sign bit + exponent), 2..32; 5 gives shifts in [-14, 0].
+    """
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, weight_bits: int = 5) -> None:
+        super().__init__()
+        if in_features < 1:
+            raise ValueError(f"in_features must be positive, got {in_features}")
+        if out_features < 1:
+            raise ValueError(f"out_features must be positive, got {out_features}")
+        self.min_shift = min_shift(weight_bits)
+        self.in_features, self.out_features, self.weight_bits = in_features, out_features, weight_bits
+        self.shift = nn.Parameter(torch.empty(out_features, in_features))
+        self.sign = nn.Parameter(torch.empty(out_features, in_features))
+        self.bias = nn.Parameter(torch.empty(out_features)) if bias else None
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """DeepShift-PS init: shift ~ U(min_shift, 0), sign ~ U(-1, 1); bias as nn.Linear."""
+        nn.init.uniform_(self.shift, self.min_shift, 0.0)
+        nn.init.uniform_(self.sign, -1.0, 1.0)
+        if self.bias is not None:
+            bound = 1.0 / math.sqrt(self.in_features)
+            nn.init.uniform_(self.bias, -bound, bound)
+
+    @classmethod
+    def from_linear(cls, linear: nn.Linear, weight_bits: int = 5) -> "ShiftLinear":
+        """Convert a trained nn.Linear with DeepShift-Q rounding: effective_weight() == power_of_two(linear.weight)."""
+        layer = cls(linear.in_features, linear.out_features, bias=linear.bias is not None, weight_bits=weight_bits)
+        layer.to(device=linear.weight.device, dtype=linear.weight.dtype)
+        with torch.no_grad():
+            layer.shift.copy_(_round_log2(linear.weight, weight_bits))
+            layer.sign.copy_(torch.sign(linear.weight))
+            if linear.bias is not None:
+                layer.bias.copy_(linear.bias)
+        return layer
+
+    def effective_weight(self, out_features: int | None = None, in_features: int | None = None) -> Tensor:
+        """The power-of-two weight, (out_features, in_features), computed on that leading slice only.
+
+        Straight-through gradients reach `shift` (clamped and rounded) and `sign` (rounded, signed).
+        """
+        out_features = self.out_features if out_features is None else out_features
+        in_features = self.in_features if in_features is None else in_features
+        if not 1 <= out_features <= self.out_features:
+            raise ValueError(f"out_features must be in [1, {self.out_features}], got {out_features}")
+        if not 1 <= in_features <= self.in_features:
+            raise ValueError(f"in_features must be in [1, {self.in_features}], got {in_features}")
+        shift = self.shift[:out_features, :in_features]
+        sign = self.sign[:out_features, :in_features]
+        shift = _straight_through(shift, shift.detach().clamp(self.min_shift, 0.0).round())
+        sign = _straight_through(sign, torch.sign(sign.detach().round()))
+        return torch.exp2(shift) * sign
+
+    def forward(self, x: Tensor) -> Tensor:
+        """x: (..., in_features) -> (..., out_features)."""
+        if x.dim() == 0 or x.shape[-1] != self.in_features:
+            raise ValueError(f"x last dimension must be in_features={self.in_features}, got shape {tuple(x.shape)}")
+        return F.linear(x, self.effective_weight(), self.bias)
+
+    def extra_repr(self) -> str:
+        return (
+            f"in_features={self.in_features}, out_features={self.out_features}, "
+            f"bias={self.bias is not None}, weight_bits={self.weight_bits}"
+        )

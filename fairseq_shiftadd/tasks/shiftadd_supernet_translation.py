@@ -1,0 +1,139 @@
+"""``shiftadd_supernet_translation``: fairseq's translation task, training a supernet one subnet per update.
+
+Training samples one subnet per update uniformly over the space, as a pure function of
+``(seed, update)`` so every data-parallel rank trains the same subnet without communicating
+(``--sandwich`` trains largest + smallest + a random subnet in the same update instead).
+Validation scores the representative subnets and logs each one's loss. At generation,
+``--subnet`` chooses the subnet that ``fairseq-generate`` decodes with.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import random
+from dataclasses import dataclass, field
+from typing import Optional
+
+import torch
+from fairseq import metrics
+from omegaconf import II
+from fairseq.tasks import register_task
+from fairseq.tasks.translation import TranslationConfig, TranslationTask
+
+from ..models.shiftadd_supernet import ShiftAddSupernet
+from ..search.space import SearchSpace, Subnet
+
+logger = logging.getLogger(__name__)
+
+NAMED_SUBNETS = ("largest", "smallest", "random")
+VALIDATION_SUBNETS = ("largest", "smallest", "hybrid")
+
+
+@dataclass
+class ShiftAddSupernetTranslationConfig(TranslationConfig):
+    search_space: Optional[str] = field(
+        default=None, metadata={"help": "search space YAML (configs/spaces/*.yml); read from the checkpoint if omitted"}
+    )
+    subnet: str = field(
+        default="largest",
+        metadata={"help": "subnet to run outside training: a subnet YAML file, or largest, smallest, random"},
+    )
+    seed: int = II("common.seed")
+    sandwich: bool = field(
+        default=False, metadata={"help": "train largest + smallest + one random subnet in every update (sandwich rule)"}
+    )
+
+
+@register_task("shiftadd_supernet_translation", dataclass=ShiftAddSupernetTranslationConfig)
+class ShiftAddSupernetTranslationTask(TranslationTask):
+    cfg: ShiftAddSupernetTranslationConfig
+
+    def __init__(self, cfg: ShiftAddSupernetTranslationConfig, src_dict, tgt_dict):
+        super().__init__(cfg, src_dict, tgt_dict)
+        self.space: Optional[SearchSpace] = SearchSpace.from_file(cfg.search_space) if cfg.search_space else None
+
+    def build_model(self, cfg, from_checkpoint: bool = False):
+        model = super().build_model(cfg, from_checkpoint)
+        if isinstance(model, ShiftAddSupernet):
+            self.space = self.space or ShiftAddSupernet.space_of(cfg, self)
+            model.set_subnet(self.chosen_subnet())
+        return model
+
+    def chosen_subnet(self) -> Subnet:
+        """The subnet named by ``--subnet`` (validated against the space)."""
+        choice = self.cfg.subnet
+        if choice == "largest":
+            return self.space.largest()
+        if choice == "smallest":
+            return self.space.smallest()
+        if choice == "random":
+            return self.space.sample(random.Random(self.cfg.seed))
+        return self.space.load_subnet(choice)
+
+    def representative_subnets(self) -> dict[str, Subnet]:
+        return {"largest": self.space.largest(), "smallest": self.space.smallest(), "hybrid": self.space.representative_hybrid()}
+
+    def training_subnets(self, update_num: int, seed: int) -> dict[str, Subnet]:
+        """The subnets one update trains: a pure function of (seed, update)."""
+        sampled = self.space.sample_for_update(seed, update_num)
+        if self.cfg.sandwich:
+            return {"largest": self.space.largest(), "smallest": self.space.smallest(), "random": sampled}
+        return {"random": sampled}
+
+    def train_step(self, sample, model, criterion, optimizer, update_num, ignore_grad=False):
+        if not isinstance(model, ShiftAddSupernet):
+            return super().train_step(sample, model, criterion, optimizer, update_num, ignore_grad)
+        model.train()
+        model.set_num_updates(update_num)
+        subnets = self.training_subnets(update_num, self.cfg.seed)
+        total_loss, logs = 0.0, {}
+        for name, subnet in subnets.items():
+            model.set_subnet(subnet)
+            loss, sample_size, logging_output = criterion(model, sample)
+            regularizer = model.regularization_loss()
+            if regularizer is not None:
+                loss = loss + model.kl_weight * regularizer * sample_size
+                logging_output["kl"] = float(regularizer.detach()) * sample_size
+            if ignore_grad:
+                loss = loss * 0
+            optimizer.backward(loss)
+            total_loss += float(loss.detach())
+            logs[name] = logging_output
+        return total_loss, sample_size, _merge_subnet_logs(logs)
+
+    def valid_step(self, sample, model, criterion):
+        if not isinstance(model, ShiftAddSupernet):
+            return super().valid_step(sample, model, criterion)
+        model.eval()
+        active = model.subnet
+        result = None
+        with torch.no_grad():
+            for name, subnet in self.representative_subnets().items():
+                model.set_subnet(subnet)
+                loss, sample_size, logging_output = criterion(model, sample)
+                if result is None:  # the largest subnet's loss selects checkpoints
+                    result = (loss, sample_size, dict(logging_output))
+                result[2][f"loss_{name}"] = logging_output["loss"]
+        model.set_subnet(active)
+        return result
+
+    def reduce_metrics(self, logging_outputs, criterion) -> None:
+        super().reduce_metrics(logging_outputs, criterion)
+        sample_size = sum(log.get("sample_size", 0) for log in logging_outputs)
+        if not sample_size:
+            return
+        for key in sorted({k for log in logging_outputs for k in log if k.startswith("loss_") or k == "kl"}):
+            total = sum(float(log.get(key, 0)) for log in logging_outputs)
+            scale = math.log(2) if key.startswith("loss_") else 1.0
+            metrics.log_scalar(key, total / sample_size / scale, sample_size, round=3)
+
+
+def _merge_subnet_logs(logs: dict[str, dict]) -> dict:
+    """One logging output for an update: losses averaged over its subnets, each also logged by name."""
+    merged = dict(next(iter(logs.values())))
+    for key in ("loss", "nll_loss", "kl"):
+        if key in merged:
+            merged[key] = sum(float(log.get(key, 0)) for log in logs.values()) / len(logs)
+    for name, log in logs.items():
+        merged[f"loss_{name}"] = log["loss"]
+    return merged
