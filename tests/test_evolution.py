@@ -172,6 +172,14 @@ def test_resume_after_sigkill_equals_an_uninterrupted_run(tmp_path):
     assert len(fitness.seen) < len(straight.evaluated)
 
 
+def test_rerunning_a_finished_search_evaluates_nothing(tmp_path):
+    _, first = search(tmp_path)
+    fitness = CountingFitness()
+    _, again = search(tmp_path, fitness=fitness)
+    assert fitness.seen == []
+    assert again.best == first.best and again.evaluated == first.evaluated
+
+
 def test_resume_refuses_a_different_search(tmp_path):
     search(tmp_path)
     with pytest.raises(ResumeError, match="config"):

@@ -22,9 +22,9 @@ import shlex
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Sequence
 
-import yaml
 
 from sacrebleu.metrics import BLEU
 from sacrebleu.tokenizers.tokenizer_13a import Tokenizer13a
@@ -32,7 +32,8 @@ from sacrebleu.tokenizers.tokenizer_13a import Tokenizer13a
 import fairseq_shiftadd
 
 from ..hardware.costing import SubnetCoster
-from ..search.space import Subnet, parse_subnet
+from ..models.shiftadd_transformer import ShiftAddTransformer
+from ..search.space import Subnet
 from .average import load_checkpoint
 from .common import user_errors_to_exit
 from .search import data_vocab_size
@@ -80,12 +81,12 @@ def parse_generate(output: str) -> tuple[list[str], list[str]]:
 
 
 def checkpoint_subnet(path: str) -> Subnet:
-    """The subnet a standalone checkpoint was built from (``cfg.model.subnet_config``, YAML text)."""
+    """The subnet a standalone checkpoint decodes with, read as the model itself reads it
+    (``cfg.model.subnet_config``, else the ``--subnet`` file it was trained with)."""
     model_cfg = (load_checkpoint(path).get("cfg") or {}).get("model") or {}
-    text = model_cfg.get("subnet_config") if isinstance(model_cfg, dict) else getattr(model_cfg, "subnet_config", None)
-    if not text:
-        raise ValueError(f"{path} has no cfg.model.subnet_config: score a standalone shiftadd_transformer checkpoint")
-    return parse_subnet(yaml.safe_load(text), where=f"{path}: cfg.model.subnet_config")
+    if (model_cfg.get("_name") if isinstance(model_cfg, dict) else None) != "shiftadd_transformer":
+        raise ValueError(f"{path} is not a standalone shiftadd_transformer checkpoint (retrain a subnet first)")
+    return ShiftAddTransformer.subnet_of(SimpleNamespace(**model_cfg))
 
 
 def build_parser() -> argparse.ArgumentParser:

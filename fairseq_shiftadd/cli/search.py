@@ -17,13 +17,16 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 from ..search.evolution import (
     Constraint, Cost, Evolution, EvolutionConfig, SearchResult, cached_cost, evolve_budgets,
 )
-from ..search.space import SearchSpace
+from ..search.space import SearchSpace, Subnet
 from .common import user_errors_to_exit
+
+if TYPE_CHECKING:
+    from ..search.fitness import SupernetFitness
 
 
 def parse_limits(text: str) -> list[float]:
@@ -83,6 +86,19 @@ def data_vocab_size(data: str) -> int:
     return max(len(Dictionary.load(str(path))) for path in paths)
 
 
+# budget option -> cost column it limits
+BUDGETS = {"energy_mj": "energy_mj", "latency_ms": "latency_ms", "accel_latency_ms": "accel_latency_ms", "params": "params_m"}
+
+
+def requested_budgets(args: argparse.Namespace) -> list[tuple[str, list[float]]]:
+    """(option, limits) of every budget given on the command line."""
+    return [(option, getattr(args, option)) for option in BUDGETS if getattr(args, option)]
+
+
+def flag(option: str) -> str:
+    return "--" + option.replace("_", "-")
+
+
 class CostModels:
     """The cost functions the budgets and the CSV columns draw on, each memoised by subnet."""
 
@@ -106,26 +122,18 @@ class CostModels:
             predictor = LatencyPredictor.from_checkpoint(args.latency_predictor, space=space)
             self.columns["latency_ms"] = cached_cost(lambda s: float(predictor.predict([s])[0]))
 
-    def budgets(self, args: argparse.Namespace) -> list[tuple[str, list[float]]]:
-        """(column, limits) per requested budget, in the command line's order of options."""
-        requested = [
-            ("energy_mj", args.energy_mj),
-            ("latency_ms", args.latency_ms),
-            ("accel_latency_ms", args.accel_latency_ms),
-            ("params_m", args.params),
-        ]
-        return [(name, limits) for name, limits in requested if limits]
 
 
 def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """Usage errors argparse cannot see: missing budgets, files, or a test subset."""
-    if not any((args.energy_mj, args.latency_ms, args.accel_latency_ms, args.params)):
-        parser.error("give at least one budget: --energy-mj, --latency-ms, --accel-latency-ms or --params")
+    budgets = requested_budgets(args)
+    if not budgets:
+        parser.error(f"give at least one budget: {', '.join(map(flag, BUDGETS))}")
+    if args.tokens < 1:
+        parser.error(f"--tokens must be >= 1, got {args.tokens}")
     if args.latency_ms and not args.latency_predictor:
         parser.error("--latency-ms needs --latency-predictor P.pt")
-    swept = [flag for flag, limits in (("--energy-mj", args.energy_mj), ("--latency-ms", args.latency_ms),
-                                       ("--accel-latency-ms", args.accel_latency_ms), ("--params", args.params))
-             if limits and len(limits) > 1]
+    swept = [flag(option) for option, limits in budgets if len(limits) > 1]
     if len(swept) > 1:
         parser.error(f"only one budget may list several values, got {' and '.join(swept)}")
     if "test" in args.valid_subset.split(","):
@@ -139,14 +147,33 @@ def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
             raise FileNotFoundError(f"{what} {path} does not exist")
 
 
-def fitness_id(args: argparse.Namespace) -> str:
-    """What the cached losses depend on, so a state from another supernet or subset is refused."""
+class LazyFitness:
+    """Loads the supernet at the first evaluation, so an impossible budget fails in seconds and a
+    finished search re-writes its outputs without loading the model."""
+
+    def __init__(self, load: Callable[[], "SupernetFitness"]) -> None:
+        self._load = load
+        self._fitness: "SupernetFitness | None" = None
+
+    def __call__(self, subnets: list[Subnet]) -> list[float]:
+        if self._fitness is None:
+            self._fitness = self._load()
+        return self._fitness.losses(subnets)
+
+
+def search_context(args: argparse.Namespace) -> str:
+    """What cached losses and costs depend on, so a state from another supernet, subset or cost
+    model is refused instead of reused."""
     return json.dumps({
         "data": str(Path(args.data).resolve()),
         "checkpoint": str(Path(args.path).resolve()),
         "valid_subset": args.valid_subset,
         "max_sentences": args.max_sentences_valid,
         "max_tokens": args.max_tokens_valid,
+        "hardware": args.hardware,
+        "bits": args.bits,
+        "tokens": args.tokens,
+        "latency_predictor": args.latency_predictor and str(Path(args.latency_predictor).resolve()),
     }, sort_keys=True)
 
 
@@ -161,22 +188,22 @@ def run(args: argparse.Namespace) -> tuple[dict[str, Cost], list[tuple[float | N
         seed=args.seed,
     )
     models = CostModels(args, space)
-    budgets = models.budgets(args)
-    fitness = SupernetFitness(
+    budgets = [(BUDGETS[option], limits) for option, limits in requested_budgets(args)]
+    fitness = LazyFitness(lambda: SupernetFitness(
         args.data, args.path, space, valid_subset=args.valid_subset,
         max_sentences=args.max_sentences_valid, max_tokens=args.max_tokens_valid, cpu=not args.cuda,
-    ).losses
+    ))
     progress = not args.no_progress
     swept = [(name, limits) for name, limits in budgets if len(limits) > 1]
     if not swept:
         constraints = [Constraint(name, limits[0], models.columns[name]) for name, limits in budgets]
-        engine = Evolution(space, fitness, constraints, config, fitness_id=fitness_id(args))
+        engine = Evolution(space, fitness, constraints, config, context=search_context(args))
         return models.columns, [(None, engine.run(args.out, metrics=models.columns, progress=progress))]
     sweep_name, limits = swept[0]
     fixed = [Constraint(name, lim[0], models.columns[name]) for name, lim in budgets if name != sweep_name]
     sweep = Constraint(sweep_name, limits[0], models.columns[sweep_name])
     results = evolve_budgets(space, fitness, sweep, limits, args.out, config, fixed=fixed,
-                             metrics=models.columns, fitness_id=fitness_id(args), progress=progress)
+                             metrics=models.columns, context=search_context(args), progress=progress)
     return models.columns, list(zip(sorted(set(limits)), results))
 
 

@@ -1,5 +1,5 @@
 """Configuration shared by the supernet and the standalone subnet model."""
-from __future__ import annotations
+# No `from __future__ import annotations`: fairseq reads the config dataclasses' field types at run time.
 
 from dataclasses import dataclass, field
 from typing import Optional
@@ -36,3 +36,14 @@ def record_in_config(cfg, key: str, value) -> None:
             setattr(cfg, key, value)
     else:
         setattr(cfg, key, value)
+
+
+def fill_defaults(args, config_class) -> None:
+    """Arch function body: every option of ``config_class`` the user did not give gets its default.
+
+    The standalone model registers the legacy way (``add_args`` + arch function) so fairseq hands
+    ``build_model`` the config it saves, and what the model records there reaches the checkpoint.
+    """
+    for name, spec in config_class.__dataclass_fields__.items():
+        if not name.startswith("_") and getattr(args, name, None) is None:
+            setattr(args, name, spec.default)

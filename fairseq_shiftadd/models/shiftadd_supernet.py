@@ -4,7 +4,7 @@ Each update the task activates one subnet (:meth:`set_subnet`); its layers run t
 operators on leading slices of the shared weights. Registration of the model and its named
 architectures lives here and only here.
 """
-from __future__ import annotations
+# No `from __future__ import annotations`: fairseq reads the config dataclasses' field types at run time.
 
 from dataclasses import dataclass, field
 from typing import Optional

@@ -4,17 +4,18 @@ Built from a subnet YAML (``--subnet FILE``) with only the chosen operators at t
 from the same layer classes as the supernet. Trained from scratch (the paper's retraining) or
 initialised from a supernet checkpoint by ``scripts/export_subnet.py``.
 """
-from __future__ import annotations
+# No `from __future__ import annotations`: fairseq reads the config dataclasses' field types at run time.
 
 from dataclasses import dataclass, field
 from typing import Optional
 
 import yaml
-from fairseq.models import register_model
+from fairseq.dataclass.utils import gen_parser_from_dataclass
+from fairseq.models import register_model, register_model_architecture
 
 from ..search.space import Subnet, load_subnet_file, parse_subnet
 from .build import SideCandidates, build_hybrid_model
-from .config import HybridTransformerConfig, record_in_config
+from .config import HybridTransformerConfig, fill_defaults, record_in_config
 from .hybrid_transformer import HybridTransformerModel
 
 
@@ -26,8 +27,12 @@ class ShiftAddTransformerConfig(HybridTransformerConfig):
     )
 
 
-@register_model("shiftadd_transformer", dataclass=ShiftAddTransformerConfig)
+@register_model("shiftadd_transformer")
 class ShiftAddTransformer(HybridTransformerModel):
+    @staticmethod
+    def add_args(parser) -> None:
+        gen_parser_from_dataclass(parser, ShiftAddTransformerConfig())
+
     @classmethod
     def build_model(cls, cfg: ShiftAddTransformerConfig, task) -> "ShiftAddTransformer":
         subnet = cls.subnet_of(cfg)
@@ -49,3 +54,7 @@ class ShiftAddTransformer(HybridTransformerModel):
             raise ValueError("a standalone shiftadd_transformer runs only the subnet it was built for")
         super().set_subnet(subnet)
 
+
+@register_model_architecture("shiftadd_transformer", "shiftadd_transformer")
+def shiftadd_transformer(args) -> None:
+    fill_defaults(args, ShiftAddTransformerConfig)

@@ -7,44 +7,77 @@ p = K // 2 ("same") or K - 1 ("causal").
 
 Taps that fall outside the sequence contribute nothing (they are masked, not zero-padded), so an
 output never depends on padding, and one-step incremental decoding computes exactly what the
-full causal pass computes. Like fairseq's convolutions, padded positions inside a batch must be
-zeroed by the caller beforehand. Gradients follow AdderNet: dL/dw = sum (x - w) g (full
+full causal pass computes. The C++ kernel (csrc/add_conv.cpp, see kernels.py) never holds a
+(T, B, C, K) tensor; the pure-torch fallback does. Like fairseq's convolutions, padded positions
+inside a batch must be zeroed by the caller beforehand. Gradients follow AdderNet: dL/dw = sum (x - w) g (full
 precision), dL/dx = sum HardTanh(w - x) g.
 """
 from __future__ import annotations
-
 
 import torch
 import torch.nn.functional as F
 from fairseq.incremental_decoding_utils import with_incremental_state
 from torch import Tensor, nn
 
+from fairseq_shiftadd.modules.kernels import use_kernels
+
 _PADDINGS = ("same", "causal")
 
 
-class _AddConvFunction(torch.autograd.Function):
-    """-sum_j |windows - weight| over valid taps; saves the (T, B, C, K) difference for backward."""
+def _masked_diff(x: Tensor, weight: Tensor, steps: int, padding: int) -> Tensor:
+    """Fallback: (steps, B, C, K) tensor x[t + j - p] - w[:, j], zero where the tap is outside x."""
+    source, kernel_size = x.shape[0], weight.shape[1]
+    right = steps + kernel_size - 1 - padding - source
+    diff = F.pad(x, (0, 0, 0, 0, padding, right)).unfold(0, kernel_size, 1) - weight
+    for j in range(kernel_size):
+        lo, hi = max(0, padding - j), min(steps, source + padding - j)
+        diff[:lo, :, :, j] = 0.0
+        diff[max(lo, hi) :, :, :, j] = 0.0
+    return diff
 
+
+def _conv_forward(x: Tensor, weight: Tensor, steps: int, padding: int, use_kernel: bool) -> Tensor:
+    """y[t] = -sum_j |x[t + j - padding] - weight[:, j]| over taps inside x: (S, B, C), (C, K) -> (steps, B, C)."""
+    if use_kernel:
+        return torch.ops.shiftadd.add_conv_forward(x, weight, steps, padding)
+    return -torch.linalg.vector_norm(_masked_diff(x, weight, steps, padding), ord=1, dim=-1)
+
+
+def _conv_backward(grad: Tensor, x: Tensor, weight: Tensor, padding: int, use_kernel: bool) -> tuple[Tensor, Tensor]:
+    """AdderNet gradients (x: sum HardTanh(w - x) g; weight: sum (x - w) g) of _conv_forward."""
+    if use_kernel:
+        return torch.ops.shiftadd.add_conv_backward(grad, x, weight, padding)
+    steps, kernel_size = grad.shape[0], weight.shape[1]
+    diff = _masked_diff(x, weight, steps, padding)
+    grad = grad.unsqueeze(-1)
+    grad_weight = (diff * grad).sum((0, 1))
+    grad_windows = diff.clamp_(-1.0, 1.0).mul_(grad).neg_()  # masked taps have diff 0
+    padded = (steps + kernel_size - 1, *x.shape[1:])
+    grad_padded = torch.ops.aten.unfold_backward(grad_windows, padded, 0, kernel_size, 1)
+    return grad_padded[padding : padding + x.shape[0]], grad_weight
+
+
+class _AddConvFunction(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, windows: Tensor, weight: Tensor, valid: tuple[tuple[int, int], ...]) -> Tensor:
-        """windows (T, B, C, K), weight (C, K), valid[j] = [lo, hi) of output steps where tap j is inside."""
-        diff = windows - weight
-        for j, (lo, hi) in enumerate(valid):
-            diff[:lo, :, :, j] = 0.0
-            diff[max(hi, lo):, :, :, j] = 0.0
-        ctx.save_for_backward(diff)
-        return -torch.linalg.vector_norm(diff, ord=1, dim=-1)
+    def forward(ctx, x: Tensor, weight: Tensor, steps: int, padding: int, use_kernel: bool) -> Tensor:
+        ctx.save_for_backward(x, weight)
+        ctx.padding, ctx.use_kernel = padding, use_kernel
+        return _conv_forward(x, weight, steps, padding, use_kernel)
 
     @staticmethod
     def backward(ctx, grad: Tensor):
-        (diff,) = ctx.saved_tensors
-        grad = grad.unsqueeze(-1)
-        grad_windows = grad_weight = None
-        if ctx.needs_input_grad[0]:
-            grad_windows = diff.clamp(-1.0, 1.0).mul_(grad).neg_()  # masked taps have diff 0
-        if ctx.needs_input_grad[1]:
-            grad_weight = (diff * grad).sum((0, 1))
-        return grad_windows, grad_weight, None
+        x, weight = ctx.saved_tensors
+        grad_x, grad_weight = _conv_backward(grad.contiguous(), x, weight, ctx.padding, ctx.use_kernel)
+        return grad_x, grad_weight, None, None, None
+
+
+def add_conv(x: Tensor, weight: Tensor, steps: int, padding: int) -> Tensor:
+    """Masked add convolution: x (S, B, C) source steps, weight (C, K) -> (steps, B, C).
+
+    Output step t uses source steps t + j - padding for taps j = 0..K-1 that fall inside [0, S).
+    """
+    x, weight = x.contiguous(), weight.contiguous()
+    return _AddConvFunction.apply(x, weight, steps, padding, use_kernels(x, weight))
 
 
 @with_incremental_state
@@ -102,10 +135,7 @@ class AddConv1d(nn.Module):
         weight = self.channel_weight(x.shape[2]).to(x.dtype)
         if incremental_state is not None:
             return self._step(x, weight, incremental_state)
-        steps, K, p = x.shape[0], self.kernel_size, self.padding_left
-        windows = F.pad(x, (0, 0, 0, 0, p, K - 1 - p)).unfold(0, K, 1)  # (T, B, C, K)
-        valid = tuple((max(0, p - j), min(steps, steps + p - j)) for j in range(K))
-        return _AddConvFunction.apply(windows, weight, valid)
+        return add_conv(x, weight, x.shape[0], self.padding_left)
 
     def _step(self, x: Tensor, weight: Tensor, incremental_state: dict) -> Tensor:
         """One decoding step on the last K - 1 inputs kept in incremental_state."""
@@ -117,10 +147,8 @@ class AddConv1d(nn.Module):
         buffer = self.get_incremental_state(incremental_state, "input_buffer")
         window = x if buffer is None else torch.cat([buffer, x], dim=0)  # (L <= K, B, C)
         self.set_incremental_state(incremental_state, "input_buffer", window[max(0, window.shape[0] - (K - 1)) :])
-        missing = K - window.shape[0]
-        windows = F.pad(window, (0, 0, 0, 0, missing, 0)).unfold(0, K, 1)  # (1, B, C, K)
-        valid = tuple((0, 0) if j < missing else (0, 1) for j in range(K))
-        return _AddConvFunction.apply(windows, weight, valid)
+        # The window's last step is the output step: same taps, same arithmetic as the full pass.
+        return add_conv(window, weight, 1, K - window.shape[0])
 
     def reorder_incremental_state(self, incremental_state: dict, new_order: Tensor) -> None:
         """Follow beam search's reordering of the batch dimension."""

@@ -1,59 +1,21 @@
 """AddLinear: AdderNet (Chen et al., CVPR 2020) as a linear layer over the last dimension.
 
 y[..., o] = -sum_i |x[..., i] - W[o, i]| (+ bias[o]). The L1 "GEMM" and the clamped input
-gradient run in a C++ kernel (``csrc/add_linear.cpp``) compiled on first use and cached by
-torch's extension cache; if it cannot build, a chunked pure-torch path with bounded memory
-computes the same thing (much slower). Neither ever holds an (N, out, in) tensor.
+gradient run in a C++ kernel (``csrc/add_linear.cpp``, see kernels.py); where it cannot build,
+a chunked pure-torch path with bounded memory computes the same thing (much slower). Neither
+ever holds an (N, out, in) tensor.
 """
 from __future__ import annotations
 
-import functools
-import logging
 import math
-import os
-import sys
-from pathlib import Path
 
 import torch
 from torch import Tensor, nn
 
-logger = logging.getLogger(__name__)
+from fairseq_shiftadd.modules.kernels import use_kernels
 
-_SOURCE = Path(__file__).parent / "csrc" / "add_linear.cpp"
-_KERNEL_DTYPES = (torch.float32, torch.float64)
-# Elements of the (rows, out, in) broadcast the fallback may hold at once.
+# Elements of the (rows, out, in) broadcast the fallback's input gradient may hold at once.
 _FALLBACK_CHUNK_ELEMENTS = 1 << 24
-
-
-@functools.lru_cache(maxsize=None)
-def kernel_available() -> bool:
-    """Build (first call in a fresh cache: ~20 s) or load the C++ kernel; False if it fails."""
-    try:
-        from torch.utils import cpp_extension
-
-        # A venv's ninja sits next to its python, which may not be on PATH.
-        bin_dir = os.path.dirname(sys.executable)
-        if bin_dir not in os.environ.get("PATH", "").split(os.pathsep):
-            os.environ["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")
-        cpp_extension.load(
-            name="shiftadd_add_linear",
-            sources=[str(_SOURCE)],
-            extra_cflags=["-O3", "-march=native", "-fopenmp", "-ffp-contract=fast"],
-            extra_ldflags=["-fopenmp"],
-            is_python_module=False,
-        )
-        return True
-    except Exception as error:  # any build/load failure: warn once, use the fallback
-        logger.warning("AddLinear C++ kernel unavailable (%s); using the slow torch fallback", error)
-        return False
-
-
-def _use_kernel(x: Tensor) -> bool:
-    return x.device.type == "cpu" and x.dtype in _KERNEL_DTYPES and kernel_available()
-
-
-def _chunk_rows(out_features: int, in_features: int) -> int:
-    return max(1, _FALLBACK_CHUNK_ELEMENTS // max(1, out_features * in_features))
 
 
 def _l1_forward(x: Tensor, weight: Tensor, bias: Tensor | None, use_kernel: bool) -> Tensor:
@@ -68,7 +30,7 @@ def _l1_input_grad(grad: Tensor, x: Tensor, weight: Tensor, use_kernel: bool) ->
     """sum_o HardTanh(weight[o, i] - x[n, i]) * grad[n, o]: (N, out), (N, in), (out, in) -> (N, in)."""
     if use_kernel:
         return torch.ops.shiftadd.add_linear_input_grad(grad, x, weight)
-    rows = _chunk_rows(*weight.shape)
+    rows = max(1, _FALLBACK_CHUNK_ELEMENTS // weight.numel())
     parts = [
         torch.einsum("no,noi->ni", g, (weight[None] - xc[:, None]).clamp_(-1.0, 1.0))
         for g, xc in zip(grad.split(rows), x.split(rows))
@@ -113,8 +75,8 @@ def add_linear(x: Tensor, weight: Tensor, bias: Tensor | None = None, eta: float
     Returns:
         (..., out) with y[..., o] = -sum_i |x[..., i] - weight[o, i]| (+ bias[o]).
     """
-    if weight.dim() != 2:
-        raise ValueError(f"weight must be 2-D (out, in), got shape {tuple(weight.shape)}")
+    if weight.dim() != 2 or 0 in weight.shape:
+        raise ValueError(f"weight must be a non-empty 2-D (out, in) tensor, got shape {tuple(weight.shape)}")
     if x.dim() == 0 or x.shape[-1] != weight.shape[1]:
         raise ValueError(f"x last dimension must be in_features={weight.shape[1]}, got shape {tuple(x.shape)}")
     if bias is not None and bias.shape != (weight.shape[0],):
@@ -123,7 +85,7 @@ def add_linear(x: Tensor, weight: Tensor, bias: Tensor | None = None, eta: float
     x2d = x.reshape(-1, x.shape[-1]).contiguous()
     weight = weight.contiguous()
     bias = None if bias is None else bias.contiguous()
-    y = _AddLinearFunction.apply(x2d, weight, bias, float(eta), _use_kernel(x2d))
+    y = _AddLinearFunction.apply(x2d, weight, bias, float(eta), use_kernels(x2d, weight))
     return y.reshape(*lead, weight.shape[0])
 
 

@@ -125,8 +125,8 @@ class Evolution:
         constraints: every candidate satisfies all of them (at least one).
         config: evolution hyper-parameters.
         cache: ``Subnet.key() -> loss``; pass the same dict to several searches to share it.
-        fitness_id: identifies the fitness (checkpoint, validation subset) so that a state
-            written with another fitness is refused instead of silently reused.
+        context: identifies what the fitness and the costs are computed with (checkpoint,
+            validation subset, cost model) so that a state written with others is refused.
     """
 
     def __init__(
@@ -136,7 +136,7 @@ class Evolution:
         constraints: Sequence[Constraint],
         config: EvolutionConfig = EvolutionConfig(),
         cache: dict[str, float] | None = None,
-        fitness_id: str = "",
+        context: str = "",
     ) -> None:
         if not constraints:
             raise ValueError("constraints: at least one constraint is required")
@@ -145,7 +145,7 @@ class Evolution:
         self.constraints = list(constraints)
         self.config = config
         self.cache: dict[str, float] = {} if cache is None else cache
-        self.fitness_id = fitness_id
+        self.context = context
         self.genes = space.genes()
         self.rng = random.Random(config.seed)
         self.population: list[Genome] = []
@@ -285,7 +285,7 @@ class Evolution:
             "space": [[gene.name, list(gene.choices)] for gene in self.genes],
             "constraints": [[c.name, c.limit] for c in self.constraints],
             "config": config,
-            "fitness": self.fitness_id,
+            "context": self.context,
         }))
 
     def state(self) -> dict[str, Any]:
@@ -384,7 +384,7 @@ def evolve_budgets(
     config: EvolutionConfig = EvolutionConfig(),
     fixed: Sequence[Constraint] = (),
     metrics: Mapping[str, Cost] | None = None,
-    fitness_id: str = "",
+    context: str = "",
     progress: bool = True,
 ) -> list[SearchResult]:
     """One search per limit of ``sweep`` (tightest first), sharing the fitness cache.
@@ -400,7 +400,7 @@ def evolve_budgets(
     results = []
     for limit in sorted(set(limits)):
         constraints = [Constraint(sweep.name, limit, sweep.cost), *fixed]
-        engine = Evolution(space, fitness, constraints, config, cache=cache, fitness_id=fitness_id)
+        engine = Evolution(space, fitness, constraints, config, cache=cache, context=context)
         results.append(engine.run(out / f"budget-{limit:g}", metrics=metrics, progress=progress))
     everything: dict[str, tuple[Subnet, float]] = {}
     for result in results:
@@ -473,7 +473,7 @@ def plot_pareto(
         points = [(row[constraint.name], row["loss"]) for row in rows]
         front = pareto_front(points)
         ax.scatter(*zip(*points), s=10, alpha=0.4, color="tab:gray", label=f"evaluated ({len(points)})")
-        ax.plot(*zip(*(points[i] for i in front)), "o-", color="tab:blue", ms=4, label="Pareto front")
+        ax.plot(*zip(*(points[i] for i in front)), "o-", drawstyle="steps-post", color="tab:blue", ms=4, label="Pareto front")
         chosen = [p for p, row in zip(points, rows) if subnet_key(row["subnet"]) in bests]
         ax.scatter(*zip(*chosen), marker="*", s=160, color="tab:red", zorder=3, label="best")
         for limit in (limits or {}).get(constraint.name, [constraint.limit]):

@@ -42,8 +42,8 @@ class SupernetFitness:
         checkpoint_compat.allow_fairseq_checkpoints()
         state = checkpoint_utils.load_checkpoint_to_cpu(checkpoint)
         cfg = state["cfg"]
-        if cfg.model._name != "shiftadd_supernet":
-            raise ValueError(f"{checkpoint} is a {cfg.model._name} checkpoint, expected a shiftadd_supernet one")
+        if not cfg.model.get("search_space_config"):
+            raise ValueError(f"{checkpoint} is a {cfg.model._name} checkpoint, expected a shiftadd_supernet_* one")
         with open_dict(cfg):
             cfg.task.data = data
         self.task = tasks.setup_task(cfg.task)

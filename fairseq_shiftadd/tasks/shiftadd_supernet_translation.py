@@ -6,7 +6,7 @@ Training samples one subnet per update uniformly over the space, as a pure funct
 Validation scores the representative subnets and logs each one's loss. At generation,
 ``--subnet`` chooses the subnet that ``fairseq-generate`` decodes with.
 """
-from __future__ import annotations
+# No `from __future__ import annotations`: fairseq reads the config dataclasses' field types at run time.
 
 import logging
 import math

@@ -1,4 +1,5 @@
-// CPU kernels of AddLinear (AdderNet as a linear layer), registered as torch.ops.shiftadd.*.
+// CPU kernels of AddLinear (AdderNet as a linear layer), registered as torch.ops.shiftadd.*
+// (built and loaded by fairseq_shiftadd/modules/kernels.py).
 //
 // Both kernels are "GEMM-shaped": out[m, n] = sum_k op(A[m, k], B[k, n]) with a cheap element
 // op instead of a multiply-add, so they use the GotoBLAS blocking: a packed KC x V panel of B
@@ -15,53 +16,12 @@
 #include <torch/library.h>
 
 #include <algorithm>
-#include <cstring>
+
+#include "vec.h"
 
 namespace {
 
-#if defined(__AVX512F__)
-constexpr int64_t kVecBytes = 64;
-#else
-constexpr int64_t kVecBytes = 32;
-#endif
-
-template <typename T>
-struct VecOf;
-template <>
-struct VecOf<float> {
-  typedef float type __attribute__((vector_size(kVecBytes)));
-};
-template <>
-struct VecOf<double> {
-  typedef double type __attribute__((vector_size(kVecBytes)));
-};
-template <typename T>
-using Vec = typename VecOf<T>::type;
-template <typename T>
-constexpr int64_t kLanes = kVecBytes / static_cast<int64_t>(sizeof(T));
-
-template <typename T>
-inline Vec<T> load(const T* p) {
-  Vec<T> v;
-  std::memcpy(&v, p, sizeof(v));
-  return v;
-}
-template <typename T>
-inline void store(T* p, Vec<T> v) {
-  std::memcpy(p, &v, sizeof(v));
-}
-template <typename T>
-inline Vec<T> broadcast(T x) {
-  return x - Vec<T>{};  // x - (+0) == x exactly, so this folds to one vbroadcast
-}
-template <typename T>
-inline Vec<T> vmin(Vec<T> a, Vec<T> b) {
-  return a < b ? a : b;
-}
-template <typename T>
-inline Vec<T> vmax(Vec<T> a, Vec<T> b) {
-  return a > b ? a : b;
-}
+using namespace shiftadd;
 
 constexpr int64_t kKC = 256;  // reduction depth of one block
 constexpr int64_t kMC = 96;   // rows of A per block (multiple of every micro-kernel's R)
@@ -104,22 +64,22 @@ struct MinSum {
 #pragma GCC unroll 8
     for (int64_t r = 0; r < R; ++r)
 #pragma GCC unroll 4
-      for (int64_t j = 0; j < kNV; ++j) acc[r][j] = load(tile + r * V + j * kLanes<T>);
+      for (int64_t j = 0; j < kNV; ++j) acc[r][j] = load<Vec<T>>(tile + r * V + j * kLanes<T>);
     for (int64_t k = 0; k < kc; ++k) {
       Vec<T> bv[kNV];
 #pragma GCC unroll 4
-      for (int64_t j = 0; j < kNV; ++j) bv[j] = load(b + k * V + j * kLanes<T>);
+      for (int64_t j = 0; j < kNV; ++j) bv[j] = load<Vec<T>>(b + k * V + j * kLanes<T>);
 #pragma GCC unroll 8
       for (int64_t r = 0; r < R; ++r) {
-        const Vec<T> x = broadcast(a[r][k]);
+        const Vec<T> x = splat<Vec<T>>(a[r][k]);
 #pragma GCC unroll 4
-        for (int64_t j = 0; j < kNV; ++j) acc[r][j] += vmin<T>(x, bv[j]);
+        for (int64_t j = 0; j < kNV; ++j) acc[r][j] += vmin<Vec<T>>(x, bv[j]);
       }
     }
 #pragma GCC unroll 8
     for (int64_t r = 0; r < R; ++r)
 #pragma GCC unroll 4
-      for (int64_t j = 0; j < kNV; ++j) store(tile + r * V + j * kLanes<T>, acc[r][j]);
+      for (int64_t j = 0; j < kNV; ++j) store<Vec<T>>(tile + r * V + j * kLanes<T>, acc[r][j]);
   }
 
   void epilogue(T* tile, int64_t m0, int64_t n0, int64_t rows, int64_t cols) const {
@@ -156,27 +116,27 @@ struct ClampSum {
     for (int64_t r = 0; r < R; ++r)
 #pragma GCC unroll 4
       for (int64_t j = 0; j < kNV; ++j) {
-        acc[r][j] = load(tile + r * V + j * kLanes<T>);
-        const Vec<T> xv = load(xt + r * ldx + j * kLanes<T>);
+        acc[r][j] = load<Vec<T>>(tile + r * V + j * kLanes<T>);
+        const Vec<T> xv = load<Vec<T>>(xt + r * ldx + j * kLanes<T>);
         xl[r][j] = xv - T(1);
         xh[r][j] = xv + T(1);
       }
     for (int64_t k = 0; k < kc; ++k) {
       Vec<T> bv[kNV];
 #pragma GCC unroll 4
-      for (int64_t j = 0; j < kNV; ++j) bv[j] = load(b + k * V + j * kLanes<T>);
+      for (int64_t j = 0; j < kNV; ++j) bv[j] = load<Vec<T>>(b + k * V + j * kLanes<T>);
 #pragma GCC unroll 8
       for (int64_t r = 0; r < R; ++r) {
-        const Vec<T> g = broadcast(a[r][k]);
+        const Vec<T> g = splat<Vec<T>>(a[r][k]);
 #pragma GCC unroll 4
         for (int64_t j = 0; j < kNV; ++j)
-          acc[r][j] += vmin<T>(vmax<T>(bv[j], xl[r][j]), xh[r][j]) * g;
+          acc[r][j] += vmin<Vec<T>>(vmax<Vec<T>>(bv[j], xl[r][j]), xh[r][j]) * g;
       }
     }
 #pragma GCC unroll 8
     for (int64_t r = 0; r < R; ++r)
 #pragma GCC unroll 4
-      for (int64_t j = 0; j < kNV; ++j) store(tile + r * V + j * kLanes<T>, acc[r][j]);
+      for (int64_t j = 0; j < kNV; ++j) store<Vec<T>>(tile + r * V + j * kLanes<T>, acc[r][j]);
   }
 
   void epilogue(T* tile, int64_t m0, int64_t n0, int64_t rows, int64_t cols) const {
@@ -278,7 +238,7 @@ at::Tensor add_linear_input_grad(const at::Tensor& grad, const at::Tensor& x,
 
 }  // namespace
 
-TORCH_LIBRARY(shiftadd, m) {
+TORCH_LIBRARY_FRAGMENT(shiftadd, m) {
   m.def("add_linear_forward(Tensor x, Tensor weight, Tensor? bias) -> Tensor");
   m.def("add_linear_input_grad(Tensor grad, Tensor x, Tensor weight) -> Tensor");
 }

@@ -1,0 +1,44 @@
+"""Shared fixtures: a generated toy corpus, binarized once per test session, and a command runner."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+def run(args: list[str], cwd: Path = REPO, check: bool = True, timeout: int = 900) -> subprocess.CompletedProcess:
+    """Run an installed command (fairseq-train, shiftadd-cost, ...) of this venv, CPU only."""
+    env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", CUDA_VISIBLE_DEVICES="")
+    proc = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{' '.join(map(str, args))} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}")
+    return proc
+
+
+@pytest.fixture(scope="session")
+def toy_data(tmp_path_factory) -> Path:
+    """The toy En->De corpus (600/60/60 pairs), binarized with a joined dictionary."""
+    from fairseq_shiftadd.data.toy_corpus import write_toy_corpus
+
+    root = tmp_path_factory.mktemp("toy")
+    raw = write_toy_corpus(root / "raw", train=600, valid=60, test=60)
+    run([
+        "fairseq-preprocess", "--source-lang", "en", "--target-lang", "de", "--trainpref", str(raw / "train"),
+        "--validpref", str(raw / "valid"), "--testpref", str(raw / "test"), "--destdir", str(root / "bin"),
+        "--joined-dictionary", "--workers", "1",
+    ])
+    return root / "bin"
+
+
+TRAIN_FLAGS = [
+    "--optimizer", "adam", "--adam-betas", "(0.9,0.98)", "--lr", "3e-3", "--lr-scheduler", "inverse_sqrt",
+    "--warmup-updates", "10", "--criterion", "label_smoothed_cross_entropy", "--label-smoothing", "0.1",
+    "--max-tokens", "1500", "--no-progress-bar", "--log-interval", "5", "--seed", "1", "--num-workers", "0", "--cpu",
+    "--no-epoch-checkpoints",
+]

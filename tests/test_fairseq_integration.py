@@ -1,0 +1,89 @@
+"""Integration: the plugin under real fairseq-train / fairseq-generate on a generated toy corpus."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from conftest import TRAIN_FLAGS, run
+from fairseq_shiftadd.search.space import SearchSpace, write_subnet
+
+SPACE_FILE = "configs/spaces/tiny.yml"
+
+
+def hypotheses(output: str) -> dict[int, str]:
+    return {int(m.group(1)): m.group(2) for m in re.finditer(r"^H-(\d+)\t\S+\t(.*)$", output, re.M)}
+
+
+def losses(log: str, key: str = "loss") -> list[float]:
+    return [float(m.group(1)) for m in re.finditer(rf"\| {key} ([\d.]+) \|", log)]
+
+
+@pytest.fixture(scope="module")
+def supernet_dir(toy_data: Path, tmp_path_factory) -> Path:
+    save = tmp_path_factory.mktemp("supernet")
+    args = ["fairseq-train", str(toy_data), "--user-dir", "fairseq_shiftadd", "--task", "shiftadd_supernet_translation",
+            "--arch", "shiftadd_supernet_tiny", "--search-space", SPACE_FILE, "--save-dir", str(save), *TRAIN_FLAGS]
+    first = run([*args, "--max-update", "30"])
+    second = run([*args, "--max-update", "45"])  # resumes from checkpoint_last.pt
+    (save / "train.log").write_text(first.stdout + first.stderr)
+    (save / "resume.log").write_text(second.stdout + second.stderr)
+    return save
+
+
+def test_plain_fairseq_transformer_checkpoint_generates_under_weights_only_loading(toy_data: Path, tmp_path: Path) -> None:
+    run(["fairseq-train", str(toy_data), "--arch", "transformer", "--encoder-layers", "1", "--decoder-layers", "1",
+         "--encoder-embed-dim", "32", "--decoder-embed-dim", "32", "--encoder-ffn-embed-dim", "64",
+         "--decoder-ffn-embed-dim", "64", "--encoder-attention-heads", "2", "--decoder-attention-heads", "2",
+         "--save-dir", str(tmp_path), "--max-update", "5", *TRAIN_FLAGS])
+    generate = ["fairseq-generate", str(toy_data), "--path", str(tmp_path / "checkpoint_last.pt"), "--beam", "2", "--batch-size", "32", "--required-batch-size-multiple", "1", "--cpu"]
+    without_plugin = run(generate, check=False)
+    assert without_plugin.returncode != 0 and "weights_only" in without_plugin.stderr  # what the plugin fixes
+    out = run([*generate, "--user-dir", "fairseq_shiftadd"])
+    assert len(hypotheses(out.stdout)) == 60
+
+
+def test_supernet_trains_logs_subnet_losses_and_resumes(supernet_dir: Path) -> None:
+    log = (supernet_dir / "train.log").read_text()
+    assert "loss_random" in log and "loss_largest" in log and "loss_smallest" in log and "loss_hybrid" in log
+    train = [float(x) for x in re.findall(r"train_inner \| .*? loss=([\d.]+)", log)]
+    assert train[-1] < train[0] - 1.0, train
+    resumed = (supernet_dir / "resume.log").read_text()
+    assert "Loaded checkpoint" in resumed and "num_updates 45" in resumed.replace("=", " ")
+
+
+def test_generate_with_a_subnet_and_with_its_exported_standalone_model(supernet_dir: Path, toy_data: Path, tmp_path: Path) -> None:
+    space = SearchSpace.from_file(SPACE_FILE)
+    subnet_file = tmp_path / "hybrid.yml"
+    write_subnet(space.representative_hybrid(), subnet_file)
+    common = ["--beam", "4", "--batch-size", "32", "--required-batch-size-multiple", "1", "--cpu", "--gen-subset", "valid"]
+    supernet_out = run(["fairseq-generate", str(toy_data), "--user-dir", "fairseq_shiftadd", "--path",
+                        str(supernet_dir / "checkpoint_best.pt"), "--task", "shiftadd_supernet_translation",
+                        "--subnet", str(subnet_file), "--scoring", "sacrebleu", *common])
+    assert "BLEU" in supernet_out.stdout
+    exported = tmp_path / "subnet.pt"
+    run(["shiftadd-export-subnet", str(supernet_dir / "checkpoint_best.pt"), str(subnet_file), str(exported)])
+    standalone_out = run(["fairseq-generate", str(toy_data), "--user-dir", "fairseq_shiftadd", "--path", str(exported), *common])
+    assert hypotheses(standalone_out.stdout) == hypotheses(supernet_out.stdout)
+    assert exported.stat().st_size < (supernet_dir / "checkpoint_best.pt").stat().st_size
+
+
+def test_retrain_a_subnet_from_scratch_and_generate(toy_data: Path, tmp_path: Path) -> None:
+    subnet_file = tmp_path / "subnet.yml"
+    write_subnet(SearchSpace.from_file(SPACE_FILE).representative_hybrid(), subnet_file)
+    run(["fairseq-train", str(toy_data), "--user-dir", "fairseq_shiftadd", "--arch", "shiftadd_transformer",
+         "--subnet", str(subnet_file), "--save-dir", str(tmp_path), "--max-update", "15", *TRAIN_FLAGS])
+    out = run(["fairseq-generate", str(toy_data), "--user-dir", "fairseq_shiftadd", "--path", str(tmp_path / "checkpoint_best.pt"),
+               "--beam", "4", "--batch-size", "32", "--required-batch-size-multiple", "1", "--cpu"])
+    assert len(hypotheses(out.stdout)) == 60
+
+
+def test_bad_subnet_at_generation_is_one_clear_line(supernet_dir: Path, toy_data: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yml"
+    text = SearchSpace.from_file(SPACE_FILE).largest().to_yaml().replace("encoder-embed-dim-subtransformer: 64", "encoder-embed-dim-subtransformer: 48")
+    bad.write_text(text)
+    proc = run(["fairseq-generate", str(toy_data), "--user-dir", "fairseq_shiftadd", "--path", str(supernet_dir / "checkpoint_best.pt"),
+                "--task", "shiftadd_supernet_translation", "--subnet", str(bad), "--cpu"], check=False)
+    assert proc.returncode != 0
+    assert "encoder-embed-dim-subtransformer = 48 is not in the search space tiny (allowed: 64, 32)" in proc.stderr
