@@ -42,3 +42,16 @@ TRAIN_FLAGS = [
     "--max-tokens", "1500", "--no-progress-bar", "--log-interval", "5", "--seed", "1", "--num-workers", "0", "--cpu",
     "--no-epoch-checkpoints",
 ]
+SPACE_FILE = "configs/spaces/tiny.yml"
+
+
+@pytest.fixture(scope="session")
+def supernet_dir(toy_data: Path, tmp_path_factory) -> Path:
+    save = tmp_path_factory.mktemp("supernet")
+    args = ["fairseq-train", str(toy_data), "--user-dir", "fairseq_shiftadd", "--task", "shiftadd_supernet_translation",
+            "--arch", "shiftadd_supernet_tiny", "--search-space", SPACE_FILE, "--save-dir", str(save), *TRAIN_FLAGS]
+    first = run([*args, "--max-update", "30"])
+    second = run([*args, "--max-update", "45"])  # resumes from checkpoint_last.pt
+    (save / "train.log").write_text(first.stdout + first.stderr)
+    (save / "resume.log").write_text(second.stdout + second.stderr)
+    return save

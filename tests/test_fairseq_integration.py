@@ -6,30 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from conftest import TRAIN_FLAGS, run
+from conftest import SPACE_FILE, TRAIN_FLAGS, run
 from fairseq_shiftadd.search.space import SearchSpace, write_subnet
-
-SPACE_FILE = "configs/spaces/tiny.yml"
 
 
 def hypotheses(output: str) -> dict[int, str]:
     return {int(m.group(1)): m.group(2) for m in re.finditer(r"^H-(\d+)\t\S+\t(.*)$", output, re.M)}
-
-
-def losses(log: str, key: str = "loss") -> list[float]:
-    return [float(m.group(1)) for m in re.finditer(rf"\| {key} ([\d.]+) \|", log)]
-
-
-@pytest.fixture(scope="module")
-def supernet_dir(toy_data: Path, tmp_path_factory) -> Path:
-    save = tmp_path_factory.mktemp("supernet")
-    args = ["fairseq-train", str(toy_data), "--user-dir", "fairseq_shiftadd", "--task", "shiftadd_supernet_translation",
-            "--arch", "shiftadd_supernet_tiny", "--search-space", SPACE_FILE, "--save-dir", str(save), *TRAIN_FLAGS]
-    first = run([*args, "--max-update", "30"])
-    second = run([*args, "--max-update", "45"])  # resumes from checkpoint_last.pt
-    (save / "train.log").write_text(first.stdout + first.stderr)
-    (save / "resume.log").write_text(second.stdout + second.stderr)
-    return save
 
 
 def test_plain_fairseq_transformer_checkpoint_generates_under_weights_only_loading(toy_data: Path, tmp_path: Path) -> None:

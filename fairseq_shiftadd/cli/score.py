@@ -22,7 +22,6 @@ import shlex
 import subprocess
 import sys
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Sequence
 
 
@@ -84,9 +83,10 @@ def checkpoint_subnet(path: str) -> Subnet:
     """The subnet a standalone checkpoint decodes with, read as the model itself reads it
     (``cfg.model.subnet_config``, else the ``--subnet`` file it was trained with)."""
     model_cfg = (load_checkpoint(path).get("cfg") or {}).get("model") or {}
-    if (model_cfg.get("_name") if isinstance(model_cfg, dict) else None) != "shiftadd_transformer":
-        raise ValueError(f"{path} is not a standalone shiftadd_transformer checkpoint (retrain a subnet first)")
-    return ShiftAddTransformer.subnet_of(SimpleNamespace(**model_cfg))
+    try:
+        return ShiftAddTransformer.checkpoint_subnet(model_cfg)
+    except ValueError as err:
+        raise ValueError(f"{path}: {err}") from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -106,10 +106,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def generate_command(args: argparse.Namespace, extra: Sequence[str]) -> list[str]:
+    """beam 4, length penalty 0.6; every sentence scored (fairseq otherwise rounds batches to multiples of 8
+    and silently drops the remainder); sentencepiece pieces joined when the data was encoded with it."""
+    pieces = ["--remove-bpe", "sentencepiece"] if (Path(args.data) / "spm.model").is_file() else []
     return [
         sys.executable, "-m", "fairseq_cli.generate", args.data, "--user-dir", USER_DIR,
         "--path", args.checkpoint, "--gen-subset", args.subset, "--beam", "4", "--lenpen", "0.6",
-        "--remove-bpe", "sentencepiece", "--max-tokens", str(args.max_tokens), *extra,
+        *pieces, "--max-tokens", str(args.max_tokens), "--required-batch-size-multiple", "1", *extra,
     ]
 
 

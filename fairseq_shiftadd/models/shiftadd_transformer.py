@@ -7,6 +7,7 @@ initialised from a supernet checkpoint by ``scripts/export_subnet.py``.
 # No `from __future__ import annotations`: fairseq reads the config dataclasses' field types at run time.
 
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Optional
 
 import yaml
@@ -48,6 +49,15 @@ class ShiftAddTransformer(HybridTransformerModel):
         if not cfg.subnet:
             raise ValueError("--arch shiftadd_transformer needs --subnet FILE (a subnet YAML)")
         return load_subnet_file(cfg.subnet)
+
+    @classmethod
+    def checkpoint_subnet(cls, model_cfg) -> Subnet:
+        """The subnet of a saved standalone model; ``model_cfg`` is a checkpoint's ``cfg.model``
+        (an argparse Namespace when fairseq-train wrote it, a dict when export_subnet did)."""
+        fields = model_cfg if isinstance(model_cfg, dict) else vars(model_cfg)
+        if fields.get("_name") != "shiftadd_transformer":
+            raise ValueError("not a standalone shiftadd_transformer checkpoint (retrain or export a subnet first)")
+        return cls.subnet_of(SimpleNamespace(subnet_config=fields.get("subnet_config"), subnet=fields.get("subnet")))
 
     def set_subnet(self, subnet: Subnet) -> None:
         if getattr(self, "subnet", None) is not None and subnet != self.subnet:
