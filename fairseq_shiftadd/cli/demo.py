@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import re
 import shlex
@@ -33,12 +34,14 @@ REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 SPACE = REPO / "configs" / "spaces" / "tiny.yml"
 ENERGY_FRACTION = 0.5  # energy budget of the search, as a fraction of the baseline's
-LATENCY_THREADS = 1  # latency is measured single-threaded: steadier on a shared 2-core machine
+# One CPU thread per process: on a shared 2-core machine, 2-thread torch under contention ran 4x slower
+# than 1 thread (0.37 vs 1.4 supernet updates/s, measured here with other training jobs running).
+THREADS = {"OMP_NUM_THREADS": "1"}
+LATENCY_THREADS = 1  # latency is measured single-threaded too: steadier
+LATENCY_REPORT_RUNS = 30  # timed translations per retrained model in the report
 # Lines of a command's output worth showing on the console (the log keeps everything).
-PROGRESS = re.compile(
-    r"\| (train_inner|valid|train) \||done training|Wrote preprocessed|BLEU|best loss|subnets?:|"
-    r"iteration|\d+%\|"
-)
+PROGRESS = re.compile(r"\| (train_inner|valid) \||done training|Wrote preprocessed|BLEU|best loss|\d+%\|")
+MAX_SHOWN = 400  # longer lines (fairseq's config dump) stay in the log only
 FAIRSEQ_PREFIX = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \| \w+ \| [\w.]+ \| ")
 
 
@@ -65,7 +68,7 @@ class Settings:
 FULL = Settings(train=4000, valid=300, test=300, supernet_updates=800, latency_subnets=300, latency_runs=10,
                 predictor_epochs=60, population=40, parents=10, mutations=15, crossovers=15, iterations=8,
                 retrain_updates=700)
-QUICK = Settings(train=1000, valid=100, test=100, supernet_updates=120, latency_subnets=40, latency_runs=3,
+QUICK = Settings(train=1000, valid=100, test=100, supernet_updates=120, latency_subnets=60, latency_runs=3,
                  predictor_epochs=20, population=12, parents=4, mutations=4, crossovers=4, iterations=2,
                  retrain_updates=100)
 
@@ -122,11 +125,11 @@ class Demo:
     def run(self, command: Sequence[str]) -> str:
         """Run one command (an executable of this venv or a script of the repo), print it first,
         log all its output and show its progress lines; returns its stdout+stderr text."""
-        text = shlex.join(command)
+        text = " ".join(f"{name}={value}" for name, value in THREADS.items()) + " " + shlex.join(command)
         print(f"  $ {text}", flush=True)
         self._log_line(f"$ {text}")
         self.commands.append(text)
-        env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", PYTHONUNBUFFERED="1")
+        env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", PYTHONUNBUFFERED="1", **THREADS)
         proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
         output = self._stream(proc)
         if proc.wait():
@@ -151,7 +154,7 @@ class Demo:
                 pending += text
                 *pieces, pending = re.split(r"(\r|\n)", pending)
                 for piece, end in zip(pieces[0::2], pieces[1::2]):
-                    if not PROGRESS.search(piece):
+                    if len(piece) > MAX_SHOWN or not PROGRESS.search(piece):
                         continue
                     piece = FAIRSEQ_PREFIX.sub("", piece).rstrip()
                     if end == "\n":
@@ -232,7 +235,8 @@ def stage_predictor(demo: Demo) -> None:
     demo.run([
         "fairseq-train", shown(demo.latency), "--user-dir", demo.user_dir, "--task", "latency_prediction",
         "--search-space", demo.space, "--arch", "latency_mlp", "--criterion", "latency_predictor",
-        "--optimizer", "adam", "--lr", "3e-3", "--batch-size", "32", "--max-epoch", str(epochs),
+        "--optimizer", "adam", "--lr", "3e-3", "--batch-size", "32", "--required-batch-size-multiple", "1",
+        "--max-epoch", str(epochs),
         "--save-dir", shown(demo.predictor.parent), "--no-epoch-checkpoints", "--no-save-optimizer-state",
         "--validate-interval", interval, "--save-interval", interval, "--seed", str(demo.seed), "--cpu",
         "--log-format", "simple",
@@ -318,7 +322,7 @@ def measured_latency_ms(demo: Demo, checkpoint: Path) -> float:
     from ..hardware.latency import measure_latency
 
     models, _ = checkpoint_utils.load_model_ensemble([str(checkpoint)])
-    runs = max(10, demo.settings.latency_runs)
+    runs = LATENCY_REPORT_RUNS
     demo.note(f"measure_latency(<{shown(checkpoint)}>, runs={runs}, device='cpu', threads={LATENCY_THREADS})"
               "  (fairseq_shiftadd.hardware.latency)")
     return measure_latency(models[0], runs=runs, device="cpu", threads=LATENCY_THREADS)["latency_ms"]
@@ -491,6 +495,9 @@ def run_stages(demo: Demo) -> None:
         print(f"\n{'=' * 8} {banner}", flush=True)
         demo.log, demo.commands = demo.out / "logs" / f"{stage.name}.log", []
         demo.log.write_text("")
+        # in-process steps (fairseq model loading, predictor) log into the stage log, not the console
+        logging.basicConfig(filename=demo.log, level=logging.INFO, force=True,
+                            format="%(asctime)s | %(levelname)s | %(name)s | %(message)s")
         start = time.monotonic()
         try:
             stage.run(demo)

@@ -32,7 +32,7 @@ import fairseq_shiftadd
 
 from ..hardware.costing import SubnetCoster
 from ..models.shiftadd_transformer import ShiftAddTransformer
-from ..search.space import Subnet
+from ..search.space import Subnet, load_subnet_file
 from .average import load_checkpoint
 from .common import user_errors_to_exit
 from .search import data_vocab_size
@@ -102,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--hardware", choices=("opcount", "accelerator"), default="opcount", help="energy model")
     parser.add_argument("--tokens", type=int, default=30, help="sequence length of the energy model")
     parser.add_argument("--max-tokens", type=int, default=4096, help="tokens per generation batch")
+    parser.add_argument("--subnet", help="cost this subnet YAML (for a checkpoint of another model, e.g. fairseq's transformer)")
     return parser
 
 
@@ -121,7 +122,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args, extra = build_parser().parse_known_args(argv)
     if not Path(args.data).is_dir():
         raise FileNotFoundError(f"data directory {args.data} does not exist")
-    subnet = checkpoint_subnet(args.checkpoint)
+    subnet = load_subnet_file(args.subnet) if args.subnet else checkpoint_subnet(args.checkpoint)
     coster = SubnetCoster(None, vocab_size=data_vocab_size(args.data))
     if args.subset == "test":
         print("score: scoring test: report this number; never choose a model by it", file=sys.stderr)

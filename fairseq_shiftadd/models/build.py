@@ -69,8 +69,8 @@ def build_hybrid_model(
         for ffn, blocks, ffns, k in zip(decoder.ffn_dims, decoder.blocks, decoder.ffn_types, decoder.kernel_sizes)
     ]
     model = model_cls(
-        HybridEncoder(src_dict, encoder_embed, encoder_layers, cfg.dropout, cfg.max_source_positions),
-        HybridDecoder(tgt_dict, decoder_embed, decoder_layers, cfg.dropout, cfg.max_target_positions),
+        HybridEncoder(src_dict, encoder_embed, encoder_layers, encoder.embed_dim, cfg.dropout, cfg.max_source_positions),
+        HybridDecoder(tgt_dict, decoder_embed, decoder_layers, decoder.embed_dim, cfg.dropout, cfg.max_target_positions),
         subnet,
     )
     model.kl_weight = cfg.kl_weight

@@ -71,21 +71,43 @@ def embed(tokens: Tensor, table: nn.Embedding, dim: int, positions: SinusoidalTa
     return x + positions(tokens, dim).type_as(x)
 
 
-class HybridEncoder(FairseqEncoder):
-    def __init__(self, dictionary, embed_tokens: nn.Embedding, layers: List[HybridEncoderLayer], dropout: float, max_positions: int):
-        super().__init__(dictionary)
+class HybridStack:
+    """What encoder and decoder share: embeddings, layers, and which side of the subnet they run.
+
+    Args:
+        embed_tokens: the (possibly shared, possibly wider) embedding table.
+        layers: the layer positions.
+        embed_dim: this side's largest model dimension.
+        dropout: dropout at ``embed_dim`` (scaled down for narrower subnets).
+        max_positions: longest sequence.
+    """
+
+    side: str
+
+    def init_stack(self, embed_tokens: nn.Embedding, layers: list, embed_dim: int, dropout: float, max_positions: int) -> None:
         self.embed_tokens = embed_tokens
         self.layers = nn.ModuleList(layers)
         self.dropout = dropout
-        self.max_embed_dim = embed_tokens.embedding_dim
-        self.max_source_positions = max_positions
-        self.positions = SinusoidalTable(dictionary.pad(), max_positions)
-        self.embed_dim = self.max_embed_dim
+        self.max_embed_dim = self.embed_dim = embed_dim
+        self.max_sequence_positions = max_positions
+        self.positions = SinusoidalTable(self.dictionary.pad(), max_positions)
         self.choices: list[LayerChoice] = []
 
     def configure(self, subnet: Subnet) -> None:
-        self.embed_dim = subnet.encoder_embed_dim
-        self.choices = layer_choices(subnet, "encoder")
+        """Run ``subnet``'s choices for this side from now on."""
+        self.embed_dim = getattr(subnet, f"{self.side}_embed_dim")
+        self.choices = layer_choices(subnet, self.side)
+
+    def max_positions(self) -> int:
+        return self.max_sequence_positions
+
+
+class HybridEncoder(HybridStack, FairseqEncoder):
+    side = "encoder"
+
+    def __init__(self, dictionary, embed_tokens: nn.Embedding, layers: List[HybridEncoderLayer], embed_dim: int, dropout: float, max_positions: int):
+        super().__init__(dictionary)
+        self.init_stack(embed_tokens, layers, embed_dim, dropout, max_positions)
 
     def forward(self, src_tokens: Tensor, src_lengths: Optional[Tensor] = None, return_all_hiddens: bool = False) -> EncoderOut:
         """src_tokens: (B, S). Returns fairseq's encoder dict plus every layer's output (S, B, d)."""
@@ -115,27 +137,13 @@ class HybridEncoder(FairseqEncoder):
             "src_lengths": [t.index_select(0, new_order) for t in encoder_out["src_lengths"]],
         }
 
-    def max_positions(self) -> int:
-        return self.max_source_positions
 
+class HybridDecoder(HybridStack, FairseqIncrementalDecoder):
+    side = "decoder"
 
-class HybridDecoder(FairseqIncrementalDecoder):
-    def __init__(
-        self, dictionary, embed_tokens: nn.Embedding, layers: List[HybridDecoderLayer], dropout: float, max_positions: int
-    ):
+    def __init__(self, dictionary, embed_tokens: nn.Embedding, layers: List[HybridDecoderLayer], embed_dim: int, dropout: float, max_positions: int):
         super().__init__(dictionary)
-        self.embed_tokens = embed_tokens
-        self.layers = nn.ModuleList(layers)
-        self.dropout = dropout
-        self.max_embed_dim = embed_tokens.embedding_dim
-        self.max_target_positions = max_positions
-        self.positions = SinusoidalTable(dictionary.pad(), max_positions)
-        self.embed_dim = self.max_embed_dim
-        self.choices: list[LayerChoice] = []
-
-    def configure(self, subnet: Subnet) -> None:
-        self.embed_dim = subnet.decoder_embed_dim
-        self.choices = layer_choices(subnet, "decoder")
+        self.init_stack(embed_tokens, layers, embed_dim, dropout, max_positions)
 
     def forward(
         self,
@@ -171,9 +179,6 @@ class HybridDecoder(FairseqIncrementalDecoder):
     def output_layer(self, features: Tensor) -> Tensor:
         """Project onto the (shared) embedding matrix; (B, T, d) -> (B, T, V)."""
         return F.linear(features, self.embed_tokens.weight[:, : features.size(-1)])
-
-    def max_positions(self) -> int:
-        return self.max_target_positions
 
 
 class HybridTransformerModel(FairseqEncoderDecoderModel):

@@ -7,6 +7,7 @@ If the build fails the operators fall back to slower pure-torch code; a warning 
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
 import os
 import sys
@@ -21,6 +22,18 @@ _SOURCES = [Path(__file__).parent / "csrc" / name for name in ("add_linear.cpp",
 _DTYPES = (torch.float32, torch.float64)
 
 
+def _cpu_tag() -> str:
+    """A short fingerprint of the CPU's instruction sets: -march=native code is built per CPU kind,
+    so a cache shared by machines with different CPUs never loads code with illegal instructions."""
+    try:
+        flags = next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags"))
+    except (OSError, StopIteration):
+        import platform
+
+        flags = platform.processor() or platform.machine()
+    return hashlib.sha1(flags.encode()).hexdigest()[:10]
+
+
 @functools.lru_cache(maxsize=None)
 def kernels_available() -> bool:
     """Build or load the kernels once per process; False (with one warning) if that fails."""
@@ -32,7 +45,7 @@ def kernels_available() -> bool:
         if bin_dir not in os.environ.get("PATH", "").split(os.pathsep):
             os.environ["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")
         cpp_extension.load(
-            name="shiftadd_ops",
+            name=f"shiftadd_ops_{_cpu_tag()}",
             sources=[str(source) for source in _SOURCES],
             extra_cflags=["-O3", "-march=native", "-fopenmp", "-ffp-contract=fast"],
             extra_ldflags=["-fopenmp"],

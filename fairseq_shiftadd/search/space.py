@@ -168,14 +168,8 @@ class SearchSpace:
     # ------------------------------------------------------------------ loading
     @classmethod
     def from_file(cls, path: str | os.PathLike) -> "SearchSpace":
-        path = Path(path)
-        if not path.is_file():
-            raise SpaceError(f"search space file {path} does not exist")
-        try:
-            raw = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as err:
-            raise SpaceError(f"search space file {path} is not valid YAML: {str(err).splitlines()[0]}")
-        return cls.from_dict(raw, name_hint=path.stem, path=str(path))
+        raw = read_yaml(path, "search space file")
+        return cls.from_dict(raw, name_hint=Path(path).stem, path=str(path))
 
     @classmethod
     def from_dict(cls, raw: Any, name_hint: str = "space", path: str | None = None) -> "SearchSpace":
@@ -286,14 +280,7 @@ class SearchSpace:
 
     # ------------------------------------------------------------------ subnet files
     def load_subnet(self, path: str | os.PathLike) -> Subnet:
-        path = Path(path)
-        if not path.is_file():
-            raise SpaceError(f"subnet file {path} does not exist")
-        try:
-            raw = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as err:
-            raise SpaceError(f"subnet file {path} is not valid YAML: {str(err).splitlines()[0]}")
-        return self.subnet_from_dict(raw, where=str(path))
+        return self.subnet_from_dict(read_yaml(path, "subnet file"), where=str(path))
 
     def subnet_from_dict(self, raw: Any, where: str = "subnet") -> Subnet:
         """Validate a subnet mapping against this space; errors name the field, value and choices."""
@@ -390,14 +377,18 @@ def parse_subnet(raw: Any, where: str = "subnet", max_layers: tuple[int, int] | 
 
 def load_subnet_file(path: str | os.PathLike) -> Subnet:
     """Read a subnet file without a space (schema checks, block-name aliases)."""
+    return parse_subnet(read_yaml(path, "subnet file"), where=str(path))
+
+
+def read_yaml(path: str | os.PathLike, what: str) -> Any:
+    """Parse a YAML file; a missing file or bad YAML is one line naming ``what`` and the path."""
     path = Path(path)
     if not path.is_file():
-        raise SpaceError(f"subnet file {path} does not exist")
+        raise SpaceError(f"{what} {path} does not exist")
     try:
-        raw = yaml.safe_load(path.read_text())
+        return yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:
-        raise SpaceError(f"subnet file {path} is not valid YAML: {str(err).splitlines()[0]}")
-    return parse_subnet(raw, where=str(path))
+        raise SpaceError(f"{what} {path} is not valid YAML: {str(err).splitlines()[0]}") from None
 
 
 def write_subnet(subnet: Subnet, path: str | os.PathLike) -> None:

@@ -1,0 +1,128 @@
+"""Benchmark the latency predictor on this machine (issue 4): measure, train, score on held-out subnets.
+
+    python bench/latency_predictor.py --data DATA_BIN [--num-subnets 2000] [--work-dir DIR]
+
+1. ``shiftadd-measure-latency`` measures ``--num-subnets`` subnets of the space (resumable: a rerun
+   with the same arguments only measures what is missing from WORK/latency.jsonl).
+2. The first ``--repeat`` subnets are measured again into WORK/repeat.jsonl (same seed, so the
+   same subnets, minutes later): their MAPE against the first measurement is the measurement's own
+   noise, a floor no predictor can beat.
+3. ``fairseq-train WORK/latency.jsonl --task latency_prediction --arch latency_mlp --criterion
+   latency_predictor`` trains the predictor (fixed updates, cosine schedule, validated and saved
+   once at the end: no checkpoint selection).
+4. ``checkpoint_last.pt`` predicts the task's held-out split (the seeded hash split, ~10%):
+   MAPE, RMSE (ms) and Kendall tau, next to the same numbers on the training split.
+The load average is printed with every step: other jobs on a shared machine inflate timings.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from scipy.stats import kendalltau
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+sys.path.insert(0, str(ROOT))
+
+from fairseq_shiftadd.cli.search import data_vocab_size  # noqa: E402
+from fairseq_shiftadd.hardware.features import read_latency_records  # noqa: E402
+from fairseq_shiftadd.hardware.predictor import LatencyPredictor  # noqa: E402
+from fairseq_shiftadd.search.space import SearchSpace  # noqa: E402
+from fairseq_shiftadd.tasks.latency_prediction import split_records  # noqa: E402
+
+
+def load() -> str:
+    return "load average " + " ".join(f"{v:.2f}" for v in os.getloadavg())
+
+
+def run(args: list[str]) -> str:
+    """Run a venv command on the CPU; its combined output (raises with the tail on failure)."""
+    env = dict(os.environ, CUDA_VISIBLE_DEVICES="")
+    proc = subprocess.run([str(BIN / args[0]), *args[1:]], cwd=ROOT, env=env, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"{args[0]} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    return proc.stdout + proc.stderr
+
+
+def measure(args: argparse.Namespace, out: Path, count: int, vocab: int) -> float:
+    """Measure the first ``count`` subnets of the seeded sequence into ``out``; wall seconds."""
+    start = time.perf_counter()
+    run([
+        "shiftadd-measure-latency", "--search-space", args.search_space, "--out", str(out), "--num-subnets", str(count),
+        "--seed", "1", "--include-largest-smallest", "--threads", str(args.threads), "--device", "cpu",
+        "--warmup", str(args.warmup), "--runs", str(args.runs), "--vocab-size", str(vocab),
+    ])
+    return time.perf_counter() - start
+
+
+def scores(predicted: np.ndarray, measured: np.ndarray) -> str:
+    mape = float(np.mean(np.abs(predicted - measured) / measured) * 100)
+    rmse = math.sqrt(float(np.mean((predicted - measured) ** 2)))
+    tau = float(kendalltau(predicted, measured).statistic)
+    return f"MAPE {mape:.2f}% | RMSE {rmse:.3f} ms | Kendall tau {tau:.3f}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", required=True, help="binarized data dir whose joined dictionary sets --vocab-size")
+    parser.add_argument("--search-space", default="configs/spaces/tiny.yml")
+    parser.add_argument("--work-dir", default="/tmp/shiftadd-bench-latency")
+    parser.add_argument("--num-subnets", type=int, default=2000)
+    parser.add_argument("--repeat", type=int, default=50, help="subnets measured twice (measurement noise)")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--runs", type=int, default=10)
+    parser.add_argument("--max-update", type=int, default=3000)
+    parser.add_argument("--hidden-dims", default="400,400,400")
+    args = parser.parse_args()
+    work = Path(args.work_dir)
+    work.mkdir(parents=True, exist_ok=True)
+    space = SearchSpace.from_file(ROOT / args.search_space)
+    vocab = data_vocab_size(args.data)
+
+    print(f"space {space.name}, vocab {vocab}, {args.threads} thread(s), warmup {args.warmup}, runs {args.runs}; {load()}", flush=True)
+    seconds = measure(args, work / "latency.jsonl", args.num_subnets, vocab)
+    records = read_latency_records(work / "latency.jsonl", space)
+    latencies = np.array([r.latency_ms for r in records])
+    print(f"measured {len(records)} subnets in {seconds:.0f} s this run ({records[0].device}); latency "
+          f"{latencies.min():.2f}-{latencies.max():.2f} ms, mean {latencies.mean():.2f}; {load()}", flush=True)
+
+    seconds = measure(args, work / "repeat.jsonl", args.repeat, vocab)
+    first = {r.subnet.key(): r.latency_ms for r in records}
+    again = read_latency_records(work / "repeat.jsonl", space)
+    pairs = np.array([(first[r.subnet.key()], r.latency_ms) for r in again])
+    print(f"measurement repeatability ({len(pairs)} subnets re-measured, {seconds:.0f} s): "
+          f"{scores(pairs[:, 1], pairs[:, 0])}; {load()}", flush=True)
+
+    save = work / "predictor"
+    shutil.rmtree(save, ignore_errors=True)  # train from scratch, never resume an older run
+    start = time.perf_counter()
+    log = run([
+        "fairseq-train", str(work / "latency.jsonl"), "--user-dir", str(ROOT / "fairseq_shiftadd"),
+        "--task", "latency_prediction", "--search-space", str(ROOT / args.search_space), "--arch", "latency_mlp",
+        "--hidden-dims", args.hidden_dims, "--criterion", "latency_predictor", "--optimizer", "adam", "--lr", "1e-3",
+        "--lr-scheduler", "cosine", "--batch-size", "128", "--max-update", str(args.max_update), "--save-dir", str(save),
+        "--cpu", "--seed", "1", "--no-epoch-checkpoints", "--no-save-optimizer-state", "--save-interval", "100000",
+        "--validate-interval", "100000", "--log-format", "simple",
+    ])
+    valid = [line for line in log.splitlines() if "valid on 'valid'" in line]
+    print(f"fairseq-train: {time.perf_counter() - start:.0f} s; last validation: {valid[-1].split('|', 3)[-1].strip()}", flush=True)
+
+    predictor = LatencyPredictor.from_checkpoint(save / "checkpoint_last.pt", space=space)
+    for name, split in split_records(records, seed=1, valid_fraction=0.1).items():
+        measured = np.array([r.latency_ms for r in split])
+        predicted = predictor.predict([r.subnet for r in split])
+        print(f"{'held-out' if name == 'valid' else 'train'} ({len(split)} subnets): {scores(predicted, measured)}")
+    print(f"done; {load()}")
+
+
+if __name__ == "__main__":
+    main()
