@@ -16,6 +16,7 @@ and leaves ``OUT/.stages/NN-STAGE`` once its outputs are complete, so a re-run s
 from __future__ import annotations
 
 import argparse
+import codecs
 import json
 import logging
 import os
@@ -143,11 +144,12 @@ class Demo:
         else at most every 10 s)."""
         assert self.log is not None and proc.stdout is not None
         tty = sys.stdout.isatty()
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")  # a chunk may end mid-character
         chunks: list[str] = []
         pending, shown_bar_at, bar = "", 0.0, ""
         with open(self.log, "a", encoding="utf-8") as log:
             while data := proc.stdout.read1(65536):
-                text = data.decode("utf-8", errors="replace")
+                text = decoder.decode(data)
                 log.write(text)
                 log.flush()
                 chunks.append(text)
@@ -158,10 +160,10 @@ class Demo:
                         continue
                     piece = FAIRSEQ_PREFIX.sub("", piece).rstrip()
                     if end == "\n":
-                        print(("\r" if tty and bar else "") + f"    {piece}", flush=True)
+                        print(("\r" if tty and bar else "") + f"    {piece}".ljust(len(bar) + 4), flush=True)
                         bar = ""
                     elif tty:
-                        print(f"\r    {piece}", end="", flush=True)
+                        print(f"\r    {piece}".ljust(len(bar) + 5), end="", flush=True)
                         bar = piece
                     elif time.monotonic() - shown_bar_at > 10:
                         print(f"    {piece}", flush=True)

@@ -1,0 +1,86 @@
+"""Costs counted from the model's own modules: op counts, energy, the accelerator model, the CLI."""
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+
+from conftest import run
+from fairseq_shiftadd.hardware.costing import SubnetCoster
+from fairseq_shiftadd.hardware.energy_table import UNIT_ENERGY_PJ
+from fairseq_shiftadd.search.space import SearchSpace, load_subnet_file
+
+BASE = "configs/subnets/transformer-base.yml"
+WMT = SearchSpace.from_file("configs/spaces/wmt14.en-de.yml")
+
+
+def cost_json(*args: str) -> dict:
+    return json.loads(run(["shiftadd-cost", *args, "--json"]).stdout)
+
+
+def test_transformer_base_macs_per_layer_match_the_hand_count() -> None:
+    report = cost_json(BASE)
+    layers = {layer["name"]: layer for layer in report["layers"]}
+    # 4 x 30 x 512 x 512 (projections) + 2 x 30 x 8 x 64 x 30 (QK^T, AV) + 2 x 30 x 512 x 2048 (FFN)
+    encoder = 4 * 30 * 512 * 512 + 2 * 30 * 8 * 64 * 30 + 2 * 30 * 512 * 2048
+    decoder = encoder + 4 * 30 * 512 * 512 + 2 * 30 * 8 * 64 * 30
+    assert round(encoder / 1e6, 2) == 95.29 and round(decoder / 1e6, 2) == 127.67
+    assert all(layers[f"encoder.layers.{i}"]["mult"] == encoder for i in range(6))
+    assert all(layers[f"decoder.layers.{i}"]["mult"] == decoder for i in range(6))
+    total = report["total"]
+    assert total["mult"] == total["add"] == 6 * (encoder + decoder) and total["shift"] == 0
+    assert total["energy_mj"] == pytest.approx(6 * (encoder + decoder) * (3.7 + 0.9) * 1e-9)
+    assert set(report["layers"][0]) == {"name", "mult", "add", "shift", "energy_mj"}
+    assert {"params", "mult", "add", "shift", "energy_mj"} <= set(total)
+
+
+def test_shift_and_add_taps_are_priced_by_their_own_operators() -> None:
+    base = load_subnet_file(BASE)
+    coster = SubnetCoster(WMT)
+    mult = coster.report(WMT.complete(base))["total"]
+    shift = coster.report(WMT.complete(dataclasses.replace(base, encoder_ffn_types=("shift",) * 6, decoder_ffn_types=("shift",) * 6)))["total"]
+    add = coster.report(WMT.complete(dataclasses.replace(base, encoder_ffn_types=("add",) * 6, decoder_ffn_types=("add",) * 6)))["total"]
+    ffn_taps = 12 * 2 * 30 * 512 * 2048
+    assert shift["shift"] == ffn_taps and shift["mult"] == mult["mult"] - ffn_taps and shift["add"] == mult["add"]
+    assert add["mult"] == mult["mult"] - ffn_taps and add["add"] == mult["add"] + ffn_taps  # two adds per add tap
+    for bits in (32, 8):
+        unit = UNIT_ENERGY_PJ[bits]
+        delta = SubnetCoster(WMT).energy_mj(WMT.complete(base), bits=bits) - coster.report(
+            WMT.complete(dataclasses.replace(base, encoder_ffn_types=("shift",) * 6, decoder_ffn_types=("shift",) * 6)), bits=bits
+        )["total"]["energy_mj"]
+        assert delta == pytest.approx(ffn_taps * (unit["mult"] - unit["shift"]) * 1e-9)
+
+
+def test_the_accelerator_model_on_the_model_s_own_ops_reproduces_the_paper() -> None:
+    report = cost_json(BASE, "--hardware", "accelerator")
+    total = report["total"]
+    assert total["energy_mj"] == pytest.approx(69.41, rel=1e-3) and total["latency_ms"] == pytest.approx(41.82, rel=1e-3)
+    encoder = sum(layer["energy_mj"] for layer in report["layers"] if layer["name"].startswith("encoder"))
+    decoder_ms = sum(layer["latency_ms"] for layer in report["layers"] if layer["name"].startswith("decoder"))
+    assert encoder == pytest.approx(29.63, rel=1e-3) and decoder_ms == pytest.approx(23.95, rel=1e-3)
+    assert set(total["breakdown"]) == {"compute", "dram", "buffer", "noc", "rf"}
+
+
+def test_params_are_the_standalone_model_s() -> None:
+    coster = SubnetCoster(None, vocab_size=32000)
+    base = load_subnet_file(BASE)
+    d, ffn, vocab = 512, 2048, 32000
+    attention = 4 * (d * d + d)
+    encoder_layer = attention + (d * ffn + ffn) + (ffn * d + d) + 2 * 2 * d  # + two LayerNorms
+    decoder_layer = encoder_layer + attention + 2 * d
+    assert coster.params(base) == 6 * encoder_layer + 6 * decoder_layer + vocab * d  # one shared embedding
+
+
+def test_bad_subnet_gives_one_line(tmp_path) -> None:
+    bad = tmp_path / "bad.yml"
+    bad.write_text(open(BASE).read().replace("[8, 8, 8, 8, 8, 8]\ndecoder-self", "[8, 8, 8]\ndecoder-self"))
+    proc = run(["shiftadd-cost", str(bad)], check=False)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1] == (
+        f"shiftadd-cost: error: {bad}: encoder-self-attention-heads-all-subtransformer has 3 values, expected 6 (one per encoder layer)"
+    )
+    outside = tmp_path / "outside.yml"
+    outside.write_text(open(BASE).read().replace("encoder-embed-dim-subtransformer: 512", "encoder-embed-dim-subtransformer: 640"))
+    proc = run(["shiftadd-cost", str(outside), "--search-space", "configs/spaces/wmt14.en-de.yml"], check=False)
+    assert "encoder-embed-dim-subtransformer = 640 is not in the search space wmt14.en-de (allowed: 1024, 768, 512)" in proc.stderr
