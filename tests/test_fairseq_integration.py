@@ -67,5 +67,7 @@ def test_bad_subnet_at_generation_is_one_clear_line(supernet_dir: Path, toy_data
     bad.write_text(text)
     proc = run(["fairseq-generate", str(toy_data), "--user-dir", "fairseq_shiftadd", "--path", str(supernet_dir / "checkpoint_best.pt"),
                 "--task", "shiftadd_supernet_translation", "--subnet", str(bad), "--cpu"], check=False)
-    assert proc.returncode != 0
-    assert "encoder-embed-dim-subtransformer = 48 is not in the search space tiny (allowed: 64, 32)" in proc.stderr
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == (
+        f"fairseq-generate: error: {bad}: encoder-embed-dim-subtransformer = 48 is not in the search space tiny (allowed: 64, 32)"
+    )

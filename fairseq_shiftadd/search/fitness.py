@@ -72,8 +72,8 @@ class SupernetFitness:
             current.append(index)
         if current:
             batches.append(current)
-        return [utils.move_to_cuda(dataset.collater([dataset[i] for i in b]), self.device) if self.device.type == "cuda"
-                else dataset.collater([dataset[i] for i in b]) for b in batches]
+        collated = [dataset.collater([dataset[i] for i in batch]) for batch in batches]
+        return [utils.move_to_cuda(sample, self.device) for sample in collated] if self.device.type == "cuda" else collated
 
     @torch.no_grad()
     def loss(self, subnet: Subnet) -> float:
