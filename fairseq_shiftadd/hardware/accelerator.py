@@ -165,17 +165,6 @@ def clear_cache() -> None:
         cached.cache_clear()
 
 
-def tap_counts(op: OpRecord) -> dict[str, int]:
-    """Arithmetic of an op's taps: a MAC is a mult and an add, a shift tap a shift and an add,
-    an add tap two adds (difference and accumulate)."""
-    taps = op.taps
-    return {
-        "mult": taps if op.operator == "mult" else 0,
-        "add": 2 * taps if op.operator == "add" else taps,
-        "shift": taps if op.operator == "shift" else 0,
-    }
-
-
 @dataclass(frozen=True)
 class CostSummary:
     """Energy (mJ, with its breakdown), latency (ms) and arithmetic of one op or a group of ops."""
@@ -284,7 +273,7 @@ def accelerator_cost(ops: Sequence[OpRecord], bits: int = 32, conventions: str =
         costs.append(
             OpCost(
                 name=op.name,
-                **tap_counts(op),
+                **op.arithmetic(),
                 energy_mj=choice.energy_mj,
                 latency_ms=choice.latency_ms,
                 breakdown=choice.breakdown,

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from .accelerator import tap_counts
 from .energy_table import MEMORY_ENERGY_RATIO, op_energy_pj, unit_energy_pj
 from .ops import OpRecord
 
@@ -37,7 +36,7 @@ def opcount_report(ops: Sequence[OpRecord], bits: int = 32, memory: bool = False
     layers: dict[str, dict[str, Any]] = {}
     for op in ops:
         entry = layers.setdefault(op.layer, {"name": op.layer, "mult": 0, "add": 0, "shift": 0, "energy_mj": 0.0, "params": 0})
-        counts = tap_counts(op)
+        counts = op.arithmetic()
         for kind in ("mult", "add", "shift"):
             entry[kind] += counts[kind]
         entry["energy_mj"] += op_energy_pj(counts["mult"], counts["add"], counts["shift"], bits) / PJ_PER_MJ

@@ -56,6 +56,16 @@ class OpRecord:
         """Multiply (or shift, or add) positions: N*E*F*M*R*S*C."""
         return self.n * self.e * self.f * self.m * self.r * self.s * self.c
 
+    def arithmetic(self) -> dict[str, int]:
+        """Operations of the taps (DESIGN.md section 5): a MAC is a mult and an add, a shift tap a
+        shift and an add, an add tap two adds (difference and accumulate)."""
+        taps = self.taps
+        return {
+            "mult": taps if self.operator == "mult" else 0,
+            "add": 2 * taps if self.operator == "add" else taps,
+            "shift": taps if self.operator == "shift" else 0,
+        }
+
     @classmethod
     def linear(cls, name: str, layer: str, operator: str, tokens: int, d_in: int, d_out: int, params: int) -> "OpRecord":
         return cls(name, layer, operator, "linear", n=tokens, c=d_in, m=d_out, params=params)
