@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -90,27 +91,28 @@ def params(module: torch.nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
-def interleaved_throughput(trainers: dict[str, Trainer], batches: list[dict], warmup: int) -> dict[str, float]:
-    """Target tokens per second of each trainer over the same batches, steps interleaved."""
-    seconds = dict.fromkeys(trainers, 0.0)
-    tokens = 0
+def interleaved_throughput(trainers: dict[str, Trainer], batches: list[dict], warmup: int) -> dict[str, list[float]]:
+    """Seconds of every timed step of each trainer over the same batches, steps interleaved."""
+    seconds: dict[str, list[float]] = {name: [] for name in trainers}
     for step, batch in enumerate(batches):
-        timed = step >= warmup
-        tokens += batch["ntokens"] if timed else 0
         for name, trainer in trainers.items():
             start = time.perf_counter()
             trainer.train_step([batch])
-            if timed:
-                seconds[name] += time.perf_counter() - start
-    return {name: tokens / s for name, s in seconds.items()}
+            if step >= warmup:
+                seconds[name].append(time.perf_counter() - start)
+    return seconds
 
 
-def report(title: str, rates: dict[str, float], baseline: str) -> None:
+def report(title: str, seconds: dict[str, list[float]], batches: list[dict], baseline: str) -> None:
+    """Tokens/s over all timed steps, and the median over steps of the per-step time ratio to the
+    baseline on the same batch (robust to a step that lost its core to another job)."""
+    tokens = sum(batch["ntokens"] for batch in batches[len(batches) - len(seconds[baseline]):])
     print(f"\n{title}; {load()}")
-    print("| model | target tokens/s | vs transformer |")
-    print("|---|---|---|")
-    for name, rate in rates.items():
-        print(f"| {name} | {rate:.0f} | {rate / rates[baseline]:.2f}x |")
+    print("| model | target tokens/s | vs transformer (total) | vs transformer (median per-step ratio) |")
+    print("|---|---|---|---|")
+    for name, steps in seconds.items():
+        ratio = statistics.median(b / s for s, b in zip(steps, seconds[baseline]))
+        print(f"| {name} | {tokens / sum(steps):.0f} | {sum(seconds[baseline]) / sum(steps):.2f}x | {ratio:.2f}x |")
 
 
 def toy_batches(trainer: Trainer, count: int, max_tokens: int) -> list[dict]:
@@ -142,7 +144,7 @@ def bench_tiny(args: argparse.Namespace) -> None:
     print(f"\ntiny space, toy corpus: {args.steps} timed steps (+{args.warmup} warm-up), "
           f"{mean_tokens:.0f} target tokens per batch; params: "
           + ", ".join(f"{name.split(',')[-1].strip()} {params(t.model):,}" for name, t in trainers.items()), flush=True)
-    report("tiny space (toy corpus)", interleaved_throughput(trainers, batches, args.warmup), "transformer (largest size)")
+    report("tiny space (toy corpus)", interleaved_throughput(trainers, batches, args.warmup), batches, "transformer (largest size)")
 
 
 def synthetic_batches(dictionary, count: int, sentences: int, length: int = 30) -> list[dict]:
@@ -180,7 +182,7 @@ def bench_wmt(args: argparse.Namespace) -> None:
         batches = synthetic_batches(dictionary, args.wmt_steps + 1, args.wmt_sentences)
         print(f"\nwmt14.en-de space, synthetic batches of {args.wmt_sentences}x30 tokens, {args.wmt_steps} timed steps "
               f"(+1 warm-up), vocab {len(dictionary)}", flush=True)
-        report("wmt14.en-de space (synthetic batches)", interleaved_throughput(trainers, batches, 1), "transformer (largest size)")
+        report("wmt14.en-de space (synthetic batches)", interleaved_throughput(trainers, batches, 1), batches, "transformer (largest size)")
 
 
 def param_table(vocab_sizes: dict[str, int]) -> None:
@@ -215,7 +217,7 @@ def transformer_params(largest: Subnet, vocab: int) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", required=True, help="binarized toy corpus (joined dictionary)")
-    parser.add_argument("--steps", type=int, default=60, help="timed steps per trainer, tiny space")
+    parser.add_argument("--steps", type=int, default=60, help="timed steps per trainer, tiny space (0: skip)")
     parser.add_argument("--warmup", type=int, default=5, help="untimed steps per trainer, tiny space")
     parser.add_argument("--max-tokens", type=int, default=1500)
     parser.add_argument("--wmt-steps", type=int, default=0, help="timed steps per trainer, wmt14.en-de (0: skip)")
@@ -229,7 +231,8 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; {load()}")
     param_table({"tiny": data_vocab_size(args.data), "wmt14.en-de": args.vocab_size})
-    bench_tiny(args)
+    if args.steps:
+        bench_tiny(args)
     if args.wmt_steps:
         bench_wmt(args)
     print(f"\ndone; {load()}")

@@ -137,7 +137,7 @@ def test_quick_demo_end_to_end_then_a_rerun_skips_every_stage(tmp_path):
     for index, name in enumerate(["data", "supernet", "latency", "predictor", "search", "retrain", "score", "report"], 1):
         assert f"[{index}/8] {name}" in first.stdout
         assert (out / ".stages" / f"{index:02d}-{name}").is_file() and (out / "logs" / f"{name}.log").is_file()
-    assert "$ fairseq-train" in first.stdout and "$ shiftadd-search" in first.stdout  # real commands are shown
+    assert "$ OMP_NUM_THREADS=1 fairseq-train " in first.stdout and "=1 shiftadd-search " in first.stdout  # real commands
 
     report = (out / "report.md").read_text()
     rows = _table_rows(report)

@@ -67,7 +67,7 @@ class Settings:
 
 
 FULL = Settings(train=4000, valid=300, test=300, supernet_updates=800, latency_subnets=300, latency_runs=10,
-                predictor_epochs=60, population=40, parents=10, mutations=15, crossovers=15, iterations=8,
+                predictor_epochs=60, population=60, parents=15, mutations=20, crossovers=20, iterations=12,
                 retrain_updates=700)
 QUICK = Settings(train=1000, valid=100, test=100, supernet_updates=120, latency_subnets=60, latency_runs=3,
                  predictor_epochs=20, population=12, parents=4, mutations=4, crossovers=4, iterations=2,
@@ -405,7 +405,8 @@ corpus ({s.train} train / {s.valid} valid / {s.test} test pairs), search space `
   `{rows[0]['score']['signature']}`).
 - Energy: `shiftadd-cost` op-count model at 30 tokens (32-bit float and 8-bit fixed point).
 - Latency: one translation (30-token source, 30 decoder steps, beam 4, batch 1) on this CPU with
-  {LATENCY_THREADS} thread, measured on the retrained models; "predicted" is the latency predictor's estimate.
+  {LATENCY_THREADS} thread, measured on the retrained models; "predicted" is the latency predictor's estimate,
+  trained on the stage-3 measurements. On a shared machine both depend on its load at the time they were taken.
 - Search budgets: energy <= {limits['energy_mj']:.4f} mJ ({ENERGY_FRACTION:.0%} of the baseline's), predicted latency <=
   {limits['latency_ms']:.2f} ms (the baseline's). Population {s.population}, {s.iterations} iterations; fitness = validation loss
   with inherited supernet weights.
