@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+KERNEL_USERS = ("fairseq_shiftadd.modules.add_linear", "fairseq_shiftadd.modules.add_conv")
 BIN = Path(sys.executable).parent
 
 
@@ -55,3 +56,16 @@ def supernet_dir(toy_data: Path, tmp_path_factory) -> Path:
     (save / "train.log").write_text(first.stdout + first.stderr)
     (save / "resume.log").write_text(second.stdout + second.stderr)
     return save
+
+
+@pytest.fixture(params=["kernel", "fallback"])
+def backend(request, monkeypatch) -> str:
+    """Run a test on the C++ kernels and again on the pure-torch fallback."""
+    from fairseq_shiftadd.modules import kernels_available
+
+    if request.param == "kernel" and not kernels_available():
+        pytest.skip("C++ kernels could not be built")
+    if request.param == "fallback":
+        for module in KERNEL_USERS:
+            monkeypatch.setattr(sys.modules[module], "use_kernels", lambda *tensors: False)
+    return request.param

@@ -1,5 +1,4 @@
 """AddConv1d against an independent loop reference: values, AdderNet gradients, incremental decoding."""
-import sys
 
 import pytest
 import torch
@@ -8,16 +7,6 @@ from fairseq_shiftadd.modules import AddConv1d, kernels_available
 from fairseq_shiftadd.modules.add_conv import _conv_backward, _conv_forward
 
 DTYPES = [torch.float32, torch.float64]
-
-
-@pytest.fixture(params=["kernel", "fallback"])
-def backend(request, monkeypatch):
-    """Run a test on the C++ kernels and again on the pure-torch fallback."""
-    if request.param == "kernel" and not kernels_available():
-        pytest.skip("C++ kernels could not be built")
-    if request.param == "fallback":
-        monkeypatch.setattr(sys.modules["fairseq_shiftadd.modules.add_conv"], "use_kernels", lambda *tensors: False)
-    return request.param
 
 
 def reference(x, raw_weight, padding, weight_softmax=True):

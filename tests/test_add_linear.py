@@ -1,6 +1,5 @@
 """AddLinear against an independent broadcast reference, incl. AdderNet's backward and eta rescaling."""
 import math
-import sys
 
 import pytest
 import torch
@@ -11,14 +10,6 @@ from fairseq_shiftadd.modules.add_linear import _l1_forward, _l1_input_grad
 DTYPES = [torch.float32, torch.float64]
 
 
-@pytest.fixture(params=["kernel", "fallback"])
-def backend(request, monkeypatch):
-    """Run a test on the C++ kernels and again on the pure-torch fallback."""
-    if request.param == "kernel" and not kernels_available():
-        pytest.skip("C++ kernels could not be built")
-    if request.param == "fallback":
-        monkeypatch.setattr(sys.modules["fairseq_shiftadd.modules.add_linear"], "use_kernels", lambda *tensors: False)
-    return request.param
 TOL = {torch.float32: dict(rtol=1e-4, atol=1e-4), torch.float64: dict(rtol=1e-10, atol=1e-10)}
 
 
