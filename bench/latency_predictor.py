@@ -21,9 +21,7 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -33,8 +31,8 @@ import numpy as np
 import torch
 from scipy.stats import kendalltau
 
-ROOT = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
+from bench_common import BIN, ROOT, load, run  # noqa: E402  (bench/ is the script's directory)
+
 sys.path.insert(0, str(ROOT))
 
 from fairseq_shiftadd.cli.measure_latency import planned_subnets  # noqa: E402
@@ -49,18 +47,6 @@ from fairseq_shiftadd.models.shiftadd_transformer import ShiftAddTransformer, Sh
 from fairseq_shiftadd.search.space import SearchSpace  # noqa: E402
 from fairseq_shiftadd.tasks.latency_prediction import split_records  # noqa: E402
 
-
-def load() -> str:
-    return "load average " + " ".join(f"{v:.2f}" for v in os.getloadavg())
-
-
-def run(args: list[str]) -> str:
-    """Run a venv command on the CPU; its combined output (raises with the tail on failure)."""
-    env = dict(os.environ, CUDA_VISIBLE_DEVICES="")
-    proc = subprocess.run([str(BIN / args[0]), *args[1:]], cwd=ROOT, env=env, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise SystemExit(f"{args[0]} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
-    return proc.stdout + proc.stderr
 
 
 def measure(args: argparse.Namespace, out: Path, count: int, vocab: int) -> float:

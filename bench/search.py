@@ -17,16 +17,14 @@ from __future__ import annotations
 
 import argparse
 import csv
-import os
 import random
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
+from bench_common import BIN, ROOT, load, run  # noqa: E402  (bench/ is the script's directory)
+
 sys.path.insert(0, str(ROOT))
 
 from fairseq_shiftadd.cli.search import data_vocab_size  # noqa: E402
@@ -37,17 +35,6 @@ from fairseq_shiftadd.search.space import SearchSpace, Subnet  # noqa: E402
 
 SPACE = "configs/spaces/tiny.yml"
 
-
-def load() -> str:
-    return "load average " + " ".join(f"{v:.2f}" for v in os.getloadavg())
-
-
-def run(args: list[str]) -> str:
-    env = dict(os.environ, CUDA_VISIBLE_DEVICES="")
-    proc = subprocess.run([str(BIN / args[0]), *args[1:]], cwd=ROOT, env=env, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise SystemExit(f"{args[0]} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
-    return proc.stdout + proc.stderr
 
 
 def train_supernet(data: str, save: Path, updates: int) -> Path:
