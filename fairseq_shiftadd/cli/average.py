@@ -19,7 +19,6 @@ from typing import Any, Sequence
 
 import torch
 
-from ..checkpoint_compat import allow_fairseq_checkpoints
 from .common import user_errors_to_exit
 
 EPOCH_CHECKPOINT = re.compile(r"checkpoint(\d+)\.pt")
@@ -41,7 +40,6 @@ def last_epoch_checkpoints(directory: str | Path, count: int) -> list[Path]:
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    allow_fairseq_checkpoints()
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")

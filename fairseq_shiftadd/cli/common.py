@@ -3,8 +3,13 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import sys
 from typing import Callable
+
+import fairseq_shiftadd  # registers the plugin and the weights-only allow-list
+
+USER_DIR = os.path.dirname(fairseq_shiftadd.__file__)  # what --user-dir is given
 
 USER_ERRORS = (ValueError, FileNotFoundError, KeyError)
 

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import torch
 
-from .. import checkpoint_compat
 from ..models.export import export_subnet, supernet_space
 from .common import user_errors_to_exit
 
@@ -26,7 +25,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not Path(args.supernet).is_file():
         raise FileNotFoundError(f"supernet checkpoint {args.supernet} does not exist")
-    checkpoint_compat.allow_fairseq_checkpoints()
     state = torch.load(args.supernet, map_location="cpu", weights_only=True)
     subnet = supernet_space(state).load_subnet(args.subnet)
     exported = export_subnet(state, subnet)

@@ -13,20 +13,15 @@ last N epoch checkpoints into ``OUT/checkpoint_avg_lastN.pt`` after training.
 from __future__ import annotations
 
 import argparse
-import os
 import shlex
 import subprocess
 import sys
 from pathlib import Path
 from typing import Sequence
 
-import fairseq_shiftadd
-
 from ..search.space import load_subnet_file
 from .average import average_checkpoints, last_epoch_checkpoints, write_checkpoint
-from .common import user_errors_to_exit
-
-USER_DIR = os.path.dirname(fairseq_shiftadd.__file__)
+from .common import USER_DIR, user_errors_to_exit
 
 
 def build_parser() -> argparse.ArgumentParser:

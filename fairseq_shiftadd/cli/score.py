@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import shlex
 import subprocess
@@ -24,20 +23,16 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-
 from sacrebleu.metrics import BLEU
 from sacrebleu.tokenizers.tokenizer_13a import Tokenizer13a
-
-import fairseq_shiftadd
 
 from ..hardware.costing import SubnetCoster
 from ..models.shiftadd_transformer import ShiftAddTransformer
 from ..search.space import Subnet, load_subnet_file
 from .average import load_checkpoint
-from .common import user_errors_to_exit
+from .common import USER_DIR, user_errors_to_exit
 from .search import data_vocab_size
 
-USER_DIR = os.path.dirname(fairseq_shiftadd.__file__)
 _HYPHEN = re.compile(r"(\S)-(\S)")
 
 

@@ -14,7 +14,6 @@ import torch
 from fairseq import checkpoint_utils, tasks, utils
 from omegaconf import open_dict
 
-from .. import checkpoint_compat
 from ..models.shiftadd_supernet import ShiftAddSupernet
 from .space import SearchSpace, Subnet
 
@@ -39,7 +38,6 @@ class SupernetFitness:
             raise ValueError(f"--valid-subset {valid_subset}: the search must not select on test data")
         if not Path(checkpoint).is_file():
             raise FileNotFoundError(f"supernet checkpoint {checkpoint} does not exist")
-        checkpoint_compat.allow_fairseq_checkpoints()
         state = checkpoint_utils.load_checkpoint_to_cpu(checkpoint)
         cfg = state["cfg"]
         if not cfg.model.get("search_space_config"):

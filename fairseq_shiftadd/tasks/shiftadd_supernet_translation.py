@@ -8,7 +8,6 @@ Validation scores the representative subnets and logs each one's loss. At genera
 """
 # No `from __future__ import annotations`: fairseq reads the config dataclasses' field types at run time.
 
-import logging
 import math
 import random
 from dataclasses import dataclass, field
@@ -22,8 +21,6 @@ from fairseq.tasks.translation import TranslationConfig, TranslationTask
 
 from ..models.shiftadd_supernet import ShiftAddSupernet
 from ..search.space import SearchSpace, Subnet
-
-logger = logging.getLogger(__name__)
 
 NAMED_SUBNETS = ("largest", "smallest", "random")
 VALIDATION_SUBNETS = ("largest", "smallest", "hybrid")
