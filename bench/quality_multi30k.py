@@ -1,10 +1,16 @@
 """Real-data quality benchmark on Multi30k En-De (test_2016_flickr), all measured here.
 
-Same CPU budget for every model: the baseline and the retrained subnets train side by side, one thread
-each, for the same wall time (``--minutes``, fairseq's ``--stop-time-hours``):
-a plain fairseq ``transformer`` baseline (3+3 layers, d 256, FFN 512), the ShiftAddNAS supernet
-(configs/spaces/multi30k.yml), and the subnets searched under 25/50/75% of the baseline's energy,
-retrained from scratch with the baseline's recipe. Checkpoints are selected on val, never on test.
+Every model of a stage gets the same CPU share by construction: the stage's jobs run side by side,
+one thread each, for the same wall time (fairseq's ``--stop-time-hours``), whatever else runs.
+
+1. Supernets on configs/spaces/multi30k.yml (sandwich sampling) under ``heterogeneous`` weight
+   sharing (the paper's) and, for the ablation, ``plain`` and ``none``: ``--supernet-minutes``.
+2. Searches on val (its first ``--valid-sentences`` sentences, never test): the heterogeneous
+   supernet under 25/50/75% of the baseline's 32-bit op-count energy, the ablation ones under 50%.
+3. Every searched subnet retrained from scratch with the baseline's recipe, side by side with a
+   plain fairseq ``transformer`` baseline (3+3 layers, d 256, FFN 512): ``--minutes`` each.
+4. sacreBLEU on test_2016_flickr of checkpoint_best.pt (selected on val), energy (32/8-bit),
+   measured CPU latency, params, updates; WORK/results.json, WORK/bleu_vs_energy.png.
 Stages are skipped when their outputs exist, so an interrupted run resumes.
 
     .venv/bin/python bench/quality_multi30k.py --raw-dir ../shared/data/multi30k --work /tmp/m30k
@@ -14,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -25,41 +32,60 @@ BIN = Path(sys.executable).parent
 SPACE = REPO / "configs/spaces/multi30k.yml"
 BASELINE_SUBNET = REPO / "configs/subnets/multi30k-baseline.yml"
 BUDGET_FRACTIONS = (0.25, 0.5, 0.75)
+PAPER_SHARING = "heterogeneous"
+ABLATION_SHARING = ("plain", "none")
+ABLATION_FRACTION = 0.5
+EVOLUTION = ["--population", "30", "--parents", "8", "--mutations", "11", "--crossovers", "11", "--iterations", "6"]
+
+
+def venv_env(**extra: str) -> dict:
+    return dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", CUDA_VISIBLE_DEVICES="", **extra)
 
 
 def sh(args: list, log: Path) -> str:
     """Run a command, tee its output to ``log``; stop the benchmark with the log's path on failure."""
     print("+", " ".join(map(str, args)), flush=True)
     start = time.time()
-    with open(log, "w") as f:
-        env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
-        proc = subprocess.run(list(map(str, args)), cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        f.write(proc.stdout)
+    proc = subprocess.run(list(map(str, args)), cwd=REPO, env=venv_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    log.write_text(proc.stdout)
     print(f"  ({time.time() - start:.0f} s, log {log})", flush=True)
     if proc.returncode:
         sys.exit(f"quality_multi30k: {args[0]} failed, see {log}")
     return proc.stdout
 
 
-def sh_parallel(jobs: dict[str, list], logs: Path) -> None:
-    """Run training jobs side by side, one thread each, so every model gets the same CPU share."""
-    env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+def side_by_side(jobs: dict[str, list], logs: Path) -> None:
+    """Run a stage's jobs at once, one thread each, so every job gets the same CPU share."""
+    if not jobs:
+        return
+    start = time.time()
     running = {}
     for name, args in jobs.items():
         print("+", " ".join(map(str, args)), flush=True)
         log = open(logs / f"{name}.log", "w")
-        running[name] = (subprocess.Popen(list(map(str, args)), cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT), log)
+        proc = subprocess.Popen(list(map(str, args)), cwd=REPO, env=venv_env(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1"),
+                                stdout=log, stderr=subprocess.STDOUT)
+        running[name] = (proc, log)
     for name, (proc, log) in running.items():
         if proc.wait():
             sys.exit(f"quality_multi30k: {name} failed, see {logs / (name + '.log')}")
         log.close()
+    print(f"  ({len(jobs)} jobs side by side: {time.time() - start:.0f} s)", flush=True)
+
+
+def last_int(log: Path, pattern: str) -> int:
+    """The last integer ``pattern`` captures in a training log (commas allowed), e.g. num_updates."""
+    found = re.findall(pattern, log.read_text())
+    if not found:
+        raise SystemExit(f"quality_multi30k: no {pattern!r} in {log}")
+    return int(found[-1].replace(",", ""))
 
 
 def recipe(minutes: float, save: Path) -> list:
     """The baseline's recipe, shared by every model: a fixed wall-clock budget, selection on val."""
     return [
         "--optimizer", "adam", "--adam-betas", "(0.9,0.98)", "--lr", "1e-3", "--lr-scheduler", "inverse_sqrt",
-        "--warmup-updates", "1000", "--criterion", "label_smoothed_cross_entropy", "--label-smoothing", "0.1",
+        "--warmup-updates", "400", "--criterion", "label_smoothed_cross_entropy", "--label-smoothing", "0.1",
         "--dropout", "0.3", "--max-tokens", "4096", "--stop-time-hours", str(minutes / 60), "--max-epoch", "1000",
         "--save-dir", save, "--no-epoch-checkpoints", "--no-progress-bar", "--log-interval", "50", "--cpu",
         "--num-workers", "0", "--seed", "1", "--share-all-embeddings", "--valid-subset", "valid",
@@ -92,12 +118,38 @@ def cpu_latency_ms(subnet: Path, vocab: int) -> float:
     return measure_latency(model, runs=10, warmup=3, threads=1, device="cpu")["latency_ms"]
 
 
+def plot(rows: list[dict], out: Path) -> None:
+    """BLEU vs 32-bit energy of every retrained model: the picture the paper's claim is about."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    markers = {"baseline": "s", PAPER_SHARING: "o", "plain": "^", "none": "v"}
+    for sharing, marker in markers.items():
+        mine = [r for r in rows if r["sharing"] == sharing]
+        if mine:
+            label = "fairseq transformer baseline" if sharing == "baseline" else f"searched, {sharing} sharing"
+            ax.scatter([r["energy_mj_32"] for r in mine], [r["sacrebleu"] for r in mine], marker=marker, s=60, label=label)
+    for r in rows:
+        ax.annotate(r["budget"], (r["energy_mj_32"], r["sacrebleu"]), textcoords="offset points", xytext=(5, 4), fontsize=8)
+    ax.set_xlabel("energy per 30-token sentence, mJ (32-bit op count)")
+    ax.set_ylabel("sacreBLEU, Multi30k test_2016_flickr")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out.with_suffix(".tmp.png"), dpi=120)
+    os.replace(out.with_suffix(".tmp.png"), out)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--raw-dir", default=str(REPO.parent / "shared/data/multi30k"))
     parser.add_argument("--work", default="/tmp/m30k")
-    parser.add_argument("--minutes", type=float, default=16.0, help="wall-clock budget of the baseline and each retrained subnet")
-    parser.add_argument("--supernet-minutes", type=float, default=15.0)
+    parser.add_argument("--minutes", type=float, default=30.0, help="wall-clock budget of the baseline and each retrained subnet")
+    parser.add_argument("--supernet-minutes", type=float, default=20.0, help="wall-clock budget of each supernet")
+    parser.add_argument("--valid-sentences", type=int, default=200, help="val sentences scored by the search")
+    parser.add_argument("--no-ablation", action="store_true", help="train and search only the heterogeneous supernet")
     args = parser.parse_args()
     work = Path(args.work)
     logs = work / "logs"
@@ -107,55 +159,66 @@ def main() -> None:
         sh(["bash", "data-prep/prepare-multi30k.sh", "--raw-dir", args.raw_dir, "--out", work / "multi30k"], logs / "prep.log")
     vocab = sum(1 for _ in open(data / "dict.en.txt")) + 4
     train = [BIN / "fairseq-train", data, "--user-dir", "fairseq_shiftadd"]
+    sharings = (PAPER_SHARING,) if args.no_ablation else (PAPER_SHARING, *ABLATION_SHARING)
 
-    models: dict[str, Path] = {"baseline (fairseq transformer)": BASELINE_SUBNET}
-    supernet = work / "supernet"
-    if not (supernet / "checkpoint_best.pt").exists():
-        sh([*train, "--task", "shiftadd_supernet_translation", "--arch", "shiftadd_supernet_wmt_en_de", "--search-space", SPACE,
-            "--sandwich", *recipe(args.supernet_minutes, supernet)], logs / "supernet.log")
+    side_by_side({
+        f"supernet-{sharing}": [*train, "--task", "shiftadd_supernet_translation", "--arch", "shiftadd_supernet_wmt_en_de",
+                                "--search-space", SPACE, "--sandwich", "--weight-sharing", sharing,
+                                *recipe(args.supernet_minutes, work / f"supernet-{sharing}")]
+        for sharing in sharings if not (work / f"supernet-{sharing}/checkpoint_best.pt").exists()
+    }, logs)
 
     base_energy = cost(BASELINE_SUBNET, 32, vocab)["energy_mj"]
-    budgets = [round(f * base_energy, 6) for f in BUDGET_FRACTIONS]
-    search = work / "search"
-    if not all((search / f"budget-{b:g}" / "best.yml").exists() for b in budgets):
-        sh([BIN / "shiftadd-search", data, "--path", supernet / "checkpoint_best.pt", "--search-space", SPACE,
-            "--energy-mj", ",".join(f"{b:g}" for b in budgets), "--population", "40", "--parents", "10", "--mutations", "15",
-            "--crossovers", "15", "--iterations", "8", "--out", search, "--no-progress"], logs / "search.log")
-
-    # The baseline and the searched subnets train side by side, one thread each, for the same wall time:
-    # the same CPU budget by construction, whatever else the machine runs.
+    budgets = {fraction: round(fraction * base_energy, 6) for fraction in BUDGET_FRACTIONS}
+    searched: dict[tuple[str, float], Path] = {}
     jobs = {}
-    baseline = work / "baseline"
-    if not (baseline / "checkpoint_best.pt").exists():
+    for sharing in sharings:
+        fractions = BUDGET_FRACTIONS if sharing == PAPER_SHARING else (ABLATION_FRACTION,)
+        out = work / f"search-{sharing}"
+        for fraction in fractions:
+            searched[sharing, fraction] = (out / f"budget-{budgets[fraction]:g}" if len(fractions) > 1 else out) / "best.yml"
+        if not all(searched[sharing, f].exists() for f in fractions):
+            jobs[out.name] = [BIN / "shiftadd-search", data, "--path", work / f"supernet-{sharing}/checkpoint_best.pt",
+                              "--search-space", SPACE, "--energy-mj", ",".join(f"{budgets[f]:g}" for f in fractions),
+                              *EVOLUTION, "--max-sentences-valid", str(args.valid_sentences), "--out", out, "--no-progress"]
+    side_by_side(jobs, logs)
+
+    models = {"baseline": (BASELINE_SUBNET, work / "baseline", "baseline", "-")}
+    for (sharing, fraction), best in searched.items():
+        name = f"retrain-{sharing}-{int(fraction * 100)}"
+        models[name] = (best, work / name, sharing, f"{int(fraction * 100)}%")
+    jobs = {}
+    if not (work / "baseline/checkpoint_best.pt").exists():
         jobs["baseline"] = [*train, "--arch", "transformer", "--encoder-layers", "3", "--decoder-layers", "3",
                             "--encoder-embed-dim", "256", "--decoder-embed-dim", "256", "--encoder-ffn-embed-dim", "512",
                             "--decoder-ffn-embed-dim", "512", "--encoder-attention-heads", "4", "--decoder-attention-heads", "4",
-                            *recipe(args.minutes, baseline)]
-    for fraction, budget in zip(BUDGET_FRACTIONS, budgets):
-        best = search / f"budget-{budget:g}" / "best.yml"
-        save = work / f"retrain-{int(fraction * 100)}"
-        if not (save / "checkpoint_best.pt").exists():
-            jobs[save.name] = [*train, "--arch", "shiftadd_transformer", "--subnet", best, *recipe(args.minutes, save)]
-        models[f"searched, {int(fraction * 100)}% energy budget"] = best
-    if jobs:
-        sh_parallel(jobs, logs)
+                            *recipe(args.minutes, work / "baseline")]
+    for name, (subnet, save, _, _) in models.items():
+        if name != "baseline" and not (save / "checkpoint_best.pt").exists():
+            jobs[name] = [*train, "--arch", "shiftadd_transformer", "--subnet", subnet, *recipe(args.minutes, save)]
+    side_by_side(jobs, logs)
 
     rows = []
-    for name, subnet in models.items():
-        save = baseline if name.startswith("baseline") else work / f"retrain-{name.split(', ')[1].split('%')[0]}"
-        scored = score(save / "checkpoint_best.pt", data, subnet, logs / f"score-{save.name}.log")
+    for name, (subnet, save, sharing, budget) in models.items():
+        scored = score(save / "checkpoint_best.pt", data, subnet, logs / f"score-{name}.log")
+        total32 = cost(subnet, 32, vocab)
         rows.append({
-            "model": name, "sacrebleu": scored["sacrebleu"], "bleu_tok": scored["bleu_tok"], "signature": scored["signature"],
-            "energy_mj_32": cost(subnet, 32, vocab)["energy_mj"], "energy_mj_8": cost(subnet, 8, vocab)["energy_mj"],
-            "latency_ms_cpu": cpu_latency_ms(subnet, vocab), "params_m": cost(subnet, 32, vocab)["params"] / 1e6,
+            "model": name, "sharing": sharing, "budget": budget, "sacrebleu": scored["sacrebleu"],
+            "bleu_tok": scored["bleu_tok"], "signature": scored["signature"], "energy_mj_32": total32["energy_mj"],
+            "energy_mj_8": cost(subnet, 8, vocab)["energy_mj"], "latency_ms_cpu": cpu_latency_ms(subnet, vocab),
+            "params_m": total32["params"] / 1e6, "updates": last_int(logs / f"{name}.log", r'num_updates"?[: ]+"?(\d+)'),
         })
-    (work / "results.json").write_text(json.dumps(rows, indent=1))
-    shutil.copy(search / "pareto.png", work / "pareto.png")
-    print("| model | sacreBLEU | tok. BLEU | energy mJ (32-bit) | energy mJ (8-bit) | CPU latency ms | params M |")
-    print("|---|---|---|---|---|---|---|")
+    supernets = {sharing: last_int(logs / f"supernet-{sharing}.log", r"num\. shared model params: ([\d,]+)") / 1e6
+                 for sharing in sharings}
+    (work / "results.json").write_text(json.dumps({"models": rows, "supernet_params_m": supernets}, indent=1))
+    shutil.copy(work / f"search-{PAPER_SHARING}/pareto.png", work / "pareto.png")
+    plot(rows, work / "bleu_vs_energy.png")
+    print("| model | sharing | budget | sacreBLEU | tok. BLEU | energy mJ (32-bit) | energy mJ (8-bit) | CPU latency ms | params M | updates |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['model']} | {r['sacrebleu']:.2f} | {r['bleu_tok']:.2f} | {r['energy_mj_32']:.4f} | "
-              f"{r['energy_mj_8']:.4f} | {r['latency_ms_cpu']:.1f} | {r['params_m']:.2f} |")
+        print(f"| {r['model']} | {r['sharing']} | {r['budget']} | {r['sacrebleu']:.2f} | {r['bleu_tok']:.2f} | "
+              f"{r['energy_mj_32']:.4f} | {r['energy_mj_8']:.4f} | {r['latency_ms_cpu']:.1f} | {r['params_m']:.2f} | {r['updates']} |")
+    print("supernet params (M): " + ", ".join(f"{k} {v:.2f}" for k, v in supernets.items()))
     print(f"signature: {rows[0]['signature']}")
 
 

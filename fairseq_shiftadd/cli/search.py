@@ -69,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     fitness = parser.add_argument_group("fitness (validation loss with inherited weights)")
     fitness.add_argument("--valid-subset", default="valid", help="validation subset (never test)")
-    fitness.add_argument("--max-sentences-valid", type=int, help="sentences per validation batch")
+    fitness.add_argument("--max-sentences-valid", type=int, help="score only the first N validation sentences (a fixed subset; default: all)")
     fitness.add_argument("--max-tokens-valid", type=int, help="tokens per validation batch")
     fitness.add_argument("--cuda", action="store_true", help="evaluate on the GPU (default: CPU)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
