@@ -15,6 +15,10 @@
    once at the end: no checkpoint selection).
 4. ``checkpoint_last.pt`` predicts the task's held-out split (the seeded hash split, ~10%):
    MAPE, RMSE (ms) and Kendall tau, next to the same numbers on the training split.
+5. The held-out subnets are re-measured ``--holdout-rounds`` more times in interleaved rounds
+   (WORK/holdout-round-K.jsonl, resumable) and the predictor is scored again against the mean of
+   all their measurements, a less noisy truth; a single measurement's score against that mean is
+   printed beside it.
 The load average is printed with every step: other jobs on a shared machine inflate timings.
 """
 from __future__ import annotations
@@ -30,8 +34,9 @@ from types import SimpleNamespace
 import numpy as np
 import torch
 from scipy.stats import kendalltau
+from tqdm import tqdm
 
-from bench_common import BIN, ROOT, load, run  # noqa: E402  (bench/ is the script's directory)
+from bench_common import ROOT, load, run  # noqa: E402  (bench/ is the script's directory)
 
 sys.path.insert(0, str(ROOT))
 
@@ -40,11 +45,11 @@ from fairseq_shiftadd.cli.search import data_vocab_size  # noqa: E402
 from fairseq_shiftadd.hardware.costing import dictionary_of_size  # noqa: E402
 from fairseq_shiftadd.hardware.features import LatencyRecord, append_latency_record, read_latency_records  # noqa: E402
 from fairseq_shiftadd.hardware.latency import (  # noqa: E402
-    describe_device, dummy_inputs, pinned_threads, translate_once, trimmed_mean,
+    describe_device, dummy_inputs, measure_latency, pinned_threads, translate_once, trimmed_mean,
 )
 from fairseq_shiftadd.hardware.predictor import LatencyPredictor  # noqa: E402
 from fairseq_shiftadd.models.shiftadd_transformer import ShiftAddTransformer, ShiftAddTransformerConfig  # noqa: E402
-from fairseq_shiftadd.search.space import SearchSpace  # noqa: E402
+from fairseq_shiftadd.search.space import SearchSpace, Subnet  # noqa: E402
 from fairseq_shiftadd.tasks.latency_prediction import split_records  # noqa: E402
 
 
@@ -66,24 +71,51 @@ def measure(args: argparse.Namespace, out: Path, count: int, vocab: int) -> floa
         return time.perf_counter() - start
     space = SearchSpace.from_file(ROOT / args.search_space)
     done = {r.subnet.key() for r in read_latency_records(out, space)} if out.is_file() else set()
-    dictionary = dictionary_of_size(vocab)
-    task = SimpleNamespace(source_dictionary=dictionary, target_dictionary=dictionary)
     torch.manual_seed(1)
     for subnet in planned_subnets(space, count, seed=1, include_extremes=True):
-        if subnet.key() in done:
-            continue
-        model = ShiftAddTransformer.build_model(ShiftAddTransformerConfig(subnet_config=subnet.to_yaml()), task).eval()
-        inputs = dummy_inputs(model, 30, 30, 4, torch.device("cpu"))
-        samples = []
-        with pinned_threads(args.threads), torch.inference_mode():
-            for index in range(args.warmup + args.runs):
-                begin = time.thread_time()
-                translate_once(model, *inputs)
-                if index >= args.warmup:
-                    samples.append((time.thread_time() - begin) * 1000.0)
-        record = LatencyRecord(subnet, trimmed_mean(samples), describe_device(torch.device("cpu")), torch.__version__, args.threads)
-        append_latency_record(out, record)
+        if subnet.key() not in done:
+            record = LatencyRecord(subnet, time_subnet(subnet, args, vocab), describe_device(torch.device("cpu")), torch.__version__, args.threads)
+            append_latency_record(out, record)
     return time.perf_counter() - start
+
+
+def time_subnet(subnet: Subnet, args: argparse.Namespace, vocab: int) -> float:
+    """One latency of ``subnet`` (ms) by the bench's protocol: ``measure_latency`` or, with ``--clock cpu``,
+    the same runs timed with the thread's CPU clock."""
+    dictionary = dictionary_of_size(vocab)
+    task = SimpleNamespace(source_dictionary=dictionary, target_dictionary=dictionary)
+    model = ShiftAddTransformer.build_model(ShiftAddTransformerConfig(subnet_config=subnet.to_yaml()), task).eval()
+    if args.clock == "wall":
+        return measure_latency(model, warmup=args.warmup, runs=args.runs, device="cpu", threads=args.threads)["latency_ms"]
+    inputs = dummy_inputs(model, 30, 30, 4, torch.device("cpu"))
+    samples = []
+    with pinned_threads(args.threads), torch.inference_mode():
+        for index in range(args.warmup + args.runs):
+            begin = time.thread_time()
+            translate_once(model, *inputs)
+            if index >= args.warmup:
+                samples.append((time.thread_time() - begin) * 1000.0)
+    return trimmed_mean(samples)
+
+
+def remeasure_rounds(subnets: list[Subnet], args: argparse.Namespace, vocab: int, work: Path) -> np.ndarray:
+    """Latencies (rounds x subnets) from ``--holdout-rounds`` interleaved re-measurements (resumable).
+
+    Round r times every subnet once before round r+1 starts, so a slow drift of the machine spreads
+    over all subnets instead of biasing some.
+    """
+    space = SearchSpace.from_file(ROOT / args.search_space)
+    rounds = []
+    for index in tqdm(range(args.holdout_rounds), desc="held-out rounds", unit="round"):
+        out = work / f"holdout-round-{index}.jsonl"
+        done = {r.subnet.key(): r.latency_ms for r in read_latency_records(out, space)} if out.is_file() else {}
+        for subnet in subnets:
+            if subnet.key() not in done:
+                done[subnet.key()] = time_subnet(subnet, args, vocab)
+                append_latency_record(out, LatencyRecord(subnet, done[subnet.key()], describe_device(torch.device("cpu")),
+                                                         torch.__version__, args.threads))
+        rounds.append([done[s.key()] for s in subnets])
+    return np.array(rounds)
 
 
 def scores(predicted: np.ndarray, measured: np.ndarray) -> str:
@@ -105,6 +137,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
                         help="wall: shiftadd-measure-latency; cpu: the thread's CPU time of the same runs")
+    parser.add_argument("--holdout-rounds", type=int, default=3,
+                        help="re-measure the held-out subnets this many more times and score against the mean too")
     parser.add_argument("--max-update", type=int, default=3000)
     parser.add_argument("--hidden-dims", default="400,400,400")
     args = parser.parse_args()
@@ -143,10 +177,19 @@ def main() -> None:
     print(f"fairseq-train: {time.perf_counter() - start:.0f} s; last validation: {valid[-1].split('|', 3)[-1].strip()}", flush=True)
 
     predictor = LatencyPredictor.from_checkpoint(save / "checkpoint_last.pt", space=space)
-    for name, split in split_records(records, seed=1, valid_fraction=0.1).items():
+    splits = split_records(records, seed=1, valid_fraction=0.1)
+    for name, split in splits.items():
         measured = np.array([r.latency_ms for r in split])
         predicted = predictor.predict([r.subnet for r in split])
         print(f"{'held-out' if name == 'valid' else 'train'} ({len(split)} subnets): {scores(predicted, measured)}")
+    if args.holdout_rounds:
+        held_out = [r.subnet for r in splits["valid"]]
+        first = np.array([r.latency_ms for r in splits["valid"]])
+        start = time.perf_counter()
+        mean = np.vstack([first, remeasure_rounds(held_out, args, vocab, work)]).mean(axis=0)
+        print(f"held-out re-measured {args.holdout_rounds} more times ({time.perf_counter() - start:.0f} s); against the mean "
+              f"of {args.holdout_rounds + 1} measurements: predictor {scores(predictor.predict(held_out), mean)}; "
+              f"one measurement {scores(first, mean)}; {load()}", flush=True)
     print(f"done; {load()}")
 
 

@@ -132,7 +132,8 @@ def plot(rows: list[dict], out: Path) -> None:
             label = "fairseq transformer baseline" if sharing == "baseline" else f"searched, {sharing} sharing"
             ax.scatter([r["energy_mj_32"] for r in mine], [r["sacrebleu"] for r in mine], marker=marker, s=60, label=label)
     for r in rows:
-        ax.annotate(r["budget"], (r["energy_mj_32"], r["sacrebleu"]), textcoords="offset points", xytext=(5, 4), fontsize=8)
+        if r["sharing"] != "baseline":
+            ax.annotate(r["budget"], (r["energy_mj_32"], r["sacrebleu"]), textcoords="offset points", xytext=(5, 4), fontsize=8)
     ax.set_xlabel("energy per 30-token sentence, mJ (32-bit op count)")
     ax.set_ylabel("sacreBLEU, Multi30k test_2016_flickr")
     ax.grid(alpha=0.3)
