@@ -11,7 +11,8 @@ one thread each, for the same wall time (fairseq's ``--stop-time-hours``), whate
    plain fairseq ``transformer`` baseline (3+3 layers, d 256, FFN 512): ``--minutes`` each.
 4. sacreBLEU on test_2016_flickr of checkpoint_best.pt (selected on val), energy (32/8-bit),
    measured CPU latency, params, updates; WORK/results.json, WORK/bleu_vs_energy.png.
-Stages are skipped when their outputs exist, so an interrupted run resumes.
+Finished stages are skipped and trainings resume from checkpoint_last.pt, so an interrupted run
+continues, and a larger ``--minutes`` (with ``--only`` for some models) extends trainings.
 
     .venv/bin/python bench/quality_multi30k.py --raw-dir ../shared/data/multi30k --work /tmp/m30k
 """
@@ -79,6 +80,20 @@ def last_int(log: Path, pattern: str) -> int:
     if not found:
         raise SystemExit(f"quality_multi30k: no {pattern!r} in {log}")
     return int(found[-1].replace(",", ""))
+
+
+def trained_minutes(save: Path) -> float:
+    """fairseq's cumulative training time in ``save``'s checkpoint_last.pt, in minutes (0: none yet).
+
+    A stage whose budget grew (a larger ``--minutes``) resumes from there: fairseq counts the time
+    already spent against ``--stop-time-hours``.
+    """
+    last = save / "checkpoint_last.pt"
+    if not last.is_file():
+        return 0.0
+    import torch
+    import fairseq_shiftadd  # noqa: F401  (allow-lists fairseq's checkpoint types for weights-only loading)
+    return torch.load(last, map_location="cpu", weights_only=True)["extra_state"]["previous_training_time"] / 60
 
 
 def recipe(minutes: float, save: Path) -> list:
@@ -150,6 +165,8 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=30.0, help="wall-clock budget of the baseline and each retrained subnet")
     parser.add_argument("--supernet-minutes", type=float, default=20.0, help="wall-clock budget of each supernet")
     parser.add_argument("--valid-sentences", type=int, default=200, help="val sentences scored by the search")
+    parser.add_argument("--only", nargs="+", metavar="MODEL",
+                        help="train only these models (baseline, retrain-SHARING-PCT), e.g. to extend two of them with a larger --minutes")
     parser.add_argument("--no-ablation", action="store_true", help="train and search only the heterogeneous supernet")
     args = parser.parse_args()
     work = Path(args.work)
@@ -166,7 +183,7 @@ def main() -> None:
         f"supernet-{sharing}": [*train, "--task", "shiftadd_supernet_translation", "--arch", "shiftadd_supernet_wmt_en_de",
                                 "--search-space", SPACE, "--sandwich", "--weight-sharing", sharing,
                                 *recipe(args.supernet_minutes, work / f"supernet-{sharing}")]
-        for sharing in sharings if not (work / f"supernet-{sharing}/checkpoint_best.pt").exists()
+        for sharing in sharings if trained_minutes(work / f"supernet-{sharing}") < args.supernet_minutes
     }, logs)
 
     base_energy = cost(BASELINE_SUBNET, 32, vocab)["energy_mj"]
@@ -188,14 +205,16 @@ def main() -> None:
     for (sharing, fraction), best in searched.items():
         name = f"retrain-{sharing}-{int(fraction * 100)}"
         models[name] = (best, work / name, sharing, f"{int(fraction * 100)}%")
+    retrain = [name for name, (_, save, _, _) in models.items()
+               if trained_minutes(save) < args.minutes and (not args.only or name in args.only)]
     jobs = {}
-    if not (work / "baseline/checkpoint_best.pt").exists():
+    if "baseline" in retrain:
         jobs["baseline"] = [*train, "--arch", "transformer", "--encoder-layers", "3", "--decoder-layers", "3",
                             "--encoder-embed-dim", "256", "--decoder-embed-dim", "256", "--encoder-ffn-embed-dim", "512",
                             "--decoder-ffn-embed-dim", "512", "--encoder-attention-heads", "4", "--decoder-attention-heads", "4",
                             *recipe(args.minutes, work / "baseline")]
     for name, (subnet, save, _, _) in models.items():
-        if name != "baseline" and not (save / "checkpoint_best.pt").exists():
+        if name != "baseline" and name in retrain:
             jobs[name] = [*train, "--arch", "shiftadd_transformer", "--subnet", subnet, *recipe(args.minutes, save)]
     side_by_side(jobs, logs)
 
@@ -208,17 +227,18 @@ def main() -> None:
             "bleu_tok": scored["bleu_tok"], "signature": scored["signature"], "energy_mj_32": total32["energy_mj"],
             "energy_mj_8": cost(subnet, 8, vocab)["energy_mj"], "latency_ms_cpu": cpu_latency_ms(subnet, vocab),
             "params_m": total32["params"] / 1e6, "updates": last_int(logs / f"{name}.log", r'num_updates"?[: ]+"?(\d+)'),
+            "train_minutes": round(trained_minutes(save), 1),
         })
     supernets = {sharing: last_int(logs / f"supernet-{sharing}.log", r"num\. shared model params: ([\d,]+)") / 1e6
                  for sharing in sharings}
     (work / "results.json").write_text(json.dumps({"models": rows, "supernet_params_m": supernets}, indent=1))
     shutil.copy(work / f"search-{PAPER_SHARING}/pareto.png", work / "pareto.png")
     plot(rows, work / "bleu_vs_energy.png")
-    print("| model | sharing | budget | sacreBLEU | tok. BLEU | energy mJ (32-bit) | energy mJ (8-bit) | CPU latency ms | params M | updates |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("| model | sharing | budget | sacreBLEU | tok. BLEU | energy mJ (32-bit) | energy mJ (8-bit) | CPU latency ms | params M | updates | minutes |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['model']} | {r['sharing']} | {r['budget']} | {r['sacrebleu']:.2f} | {r['bleu_tok']:.2f} | "
-              f"{r['energy_mj_32']:.4f} | {r['energy_mj_8']:.4f} | {r['latency_ms_cpu']:.1f} | {r['params_m']:.2f} | {r['updates']} |")
+              f"{r['energy_mj_32']:.4f} | {r['energy_mj_8']:.4f} | {r['latency_ms_cpu']:.1f} | {r['params_m']:.2f} | {r['updates']} | {r['train_minutes']} |")
     print("supernet params (M): " + ", ".join(f"{k} {v:.2f}" for k, v in supernets.items()))
     print(f"signature: {rows[0]['signature']}")
 
