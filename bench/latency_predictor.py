@@ -74,9 +74,12 @@ def measure(args: argparse.Namespace, out: Path, count: int, vocab: int) -> floa
     torch.manual_seed(1)
     for subnet in planned_subnets(space, count, seed=1, include_extremes=True):
         if subnet.key() not in done:
-            record = LatencyRecord(subnet, time_subnet(subnet, args, vocab), describe_device(torch.device("cpu")), torch.__version__, args.threads)
-            append_latency_record(out, record)
+            append_latency_record(out, cpu_record(subnet, time_subnet(subnet, args, vocab), args))
     return time.perf_counter() - start
+
+
+def cpu_record(subnet: Subnet, latency_ms: float, args: argparse.Namespace) -> LatencyRecord:
+    return LatencyRecord(subnet, latency_ms, describe_device(torch.device("cpu")), torch.__version__, args.threads)
 
 
 def time_subnet(subnet: Subnet, args: argparse.Namespace, vocab: int) -> float:
@@ -112,8 +115,7 @@ def remeasure_rounds(subnets: list[Subnet], args: argparse.Namespace, vocab: int
         for subnet in subnets:
             if subnet.key() not in done:
                 done[subnet.key()] = time_subnet(subnet, args, vocab)
-                append_latency_record(out, LatencyRecord(subnet, done[subnet.key()], describe_device(torch.device("cpu")),
-                                                         torch.__version__, args.threads))
+                append_latency_record(out, cpu_record(subnet, done[subnet.key()], args))
         rounds.append([done[s.key()] for s in subnets])
     return np.array(rounds)
 
