@@ -29,11 +29,11 @@ import shutil
 import sys
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import torch
 from scipy.stats import kendalltau
+from fairseq.data import Dictionary
 from tqdm import tqdm
 
 from bench_common import ROOT, load, run  # noqa: E402  (bench/ is the script's directory)
@@ -42,19 +42,18 @@ sys.path.insert(0, str(ROOT))
 
 from fairseq_shiftadd.cli.measure_latency import planned_subnets  # noqa: E402
 from fairseq_shiftadd.cli.search import data_vocab_size  # noqa: E402
-from fairseq_shiftadd.hardware.costing import dictionary_of_size  # noqa: E402
+from fairseq_shiftadd.hardware.costing import dictionary_of_size, random_weight_model  # noqa: E402
 from fairseq_shiftadd.hardware.features import LatencyRecord, append_latency_record, read_latency_records  # noqa: E402
 from fairseq_shiftadd.hardware.latency import (  # noqa: E402
     describe_device, dummy_inputs, measure_latency, pinned_threads, translate_once, trimmed_mean,
 )
 from fairseq_shiftadd.hardware.predictor import LatencyPredictor  # noqa: E402
-from fairseq_shiftadd.models.shiftadd_transformer import ShiftAddTransformer, ShiftAddTransformerConfig  # noqa: E402
 from fairseq_shiftadd.search.space import SearchSpace, Subnet  # noqa: E402
 from fairseq_shiftadd.tasks.latency_prediction import split_records  # noqa: E402
 
 
 
-def measure(args: argparse.Namespace, out: Path, count: int, vocab: int) -> float:
+def measure(args: argparse.Namespace, out: Path, count: int, dictionary: Dictionary) -> float:
     """Measure the first ``count`` subnets of the seeded sequence into ``out`` (resumable); wall seconds.
 
     ``--clock wall`` runs ``shiftadd-measure-latency`` (wall clock, HAT's 10-90% mean);
@@ -66,7 +65,7 @@ def measure(args: argparse.Namespace, out: Path, count: int, vocab: int) -> floa
         run([
             "shiftadd-measure-latency", "--search-space", args.search_space, "--out", str(out), "--num-subnets", str(count),
             "--seed", "1", "--include-largest-smallest", "--threads", str(args.threads), "--device", "cpu",
-            "--warmup", str(args.warmup), "--runs", str(args.runs), "--vocab-size", str(vocab),
+            "--warmup", str(args.warmup), "--runs", str(args.runs), "--vocab-size", str(len(dictionary)),
         ])
         return time.perf_counter() - start
     space = SearchSpace.from_file(ROOT / args.search_space)
@@ -74,7 +73,7 @@ def measure(args: argparse.Namespace, out: Path, count: int, vocab: int) -> floa
     torch.manual_seed(1)
     for subnet in planned_subnets(space, count, seed=1, include_extremes=True):
         if subnet.key() not in done:
-            append_latency_record(out, cpu_record(subnet, time_subnet(subnet, args, vocab), args))
+            append_latency_record(out, cpu_record(subnet, time_subnet(subnet, args, dictionary), args))
     return time.perf_counter() - start
 
 
@@ -82,12 +81,10 @@ def cpu_record(subnet: Subnet, latency_ms: float, args: argparse.Namespace) -> L
     return LatencyRecord(subnet, latency_ms, describe_device(torch.device("cpu")), torch.__version__, args.threads)
 
 
-def time_subnet(subnet: Subnet, args: argparse.Namespace, vocab: int) -> float:
+def time_subnet(subnet: Subnet, args: argparse.Namespace, dictionary: Dictionary) -> float:
     """One latency of ``subnet`` (ms) by the bench's protocol: ``measure_latency`` or, with ``--clock cpu``,
     the same runs timed with the thread's CPU clock."""
-    dictionary = dictionary_of_size(vocab)
-    task = SimpleNamespace(source_dictionary=dictionary, target_dictionary=dictionary)
-    model = ShiftAddTransformer.build_model(ShiftAddTransformerConfig(subnet_config=subnet.to_yaml()), task).eval()
+    model = random_weight_model(subnet, dictionary).eval()
     if args.clock == "wall":
         return measure_latency(model, warmup=args.warmup, runs=args.runs, device="cpu", threads=args.threads)["latency_ms"]
     inputs = dummy_inputs(model, 30, 30, 4, torch.device("cpu"))
@@ -101,7 +98,7 @@ def time_subnet(subnet: Subnet, args: argparse.Namespace, vocab: int) -> float:
     return trimmed_mean(samples)
 
 
-def remeasure_rounds(subnets: list[Subnet], args: argparse.Namespace, vocab: int, work: Path) -> np.ndarray:
+def remeasure_rounds(subnets: list[Subnet], args: argparse.Namespace, dictionary: Dictionary, work: Path) -> np.ndarray:
     """Latencies (rounds x subnets) from ``--holdout-rounds`` interleaved re-measurements (resumable).
 
     Round r times every subnet once before round r+1 starts, so a slow drift of the machine spreads
@@ -114,7 +111,7 @@ def remeasure_rounds(subnets: list[Subnet], args: argparse.Namespace, vocab: int
         done = {r.subnet.key(): r.latency_ms for r in read_latency_records(out, space)} if out.is_file() else {}
         for subnet in subnets:
             if subnet.key() not in done:
-                done[subnet.key()] = time_subnet(subnet, args, vocab)
+                done[subnet.key()] = time_subnet(subnet, args, dictionary)
                 append_latency_record(out, cpu_record(subnet, done[subnet.key()], args))
         rounds.append([done[s.key()] for s in subnets])
     return np.array(rounds)
@@ -147,17 +144,17 @@ def main() -> None:
     work = Path(args.work_dir)
     work.mkdir(parents=True, exist_ok=True)
     space = SearchSpace.from_file(ROOT / args.search_space)
-    vocab = data_vocab_size(args.data)
+    dictionary = dictionary_of_size(data_vocab_size(args.data))
 
-    print(f"space {space.name}, vocab {vocab}, {args.threads} thread(s), warmup {args.warmup}, runs {args.runs}, "
+    print(f"space {space.name}, vocab {len(dictionary)}, {args.threads} thread(s), warmup {args.warmup}, runs {args.runs}, "
           f"clock {args.clock}; {load()}", flush=True)
-    seconds = measure(args, work / "latency.jsonl", args.num_subnets, vocab)
+    seconds = measure(args, work / "latency.jsonl", args.num_subnets, dictionary)
     records = read_latency_records(work / "latency.jsonl", space)
     latencies = np.array([r.latency_ms for r in records])
     print(f"measured {len(records)} subnets in {seconds:.0f} s this run ({records[0].device}); latency "
           f"{latencies.min():.2f}-{latencies.max():.2f} ms, mean {latencies.mean():.2f}; {load()}", flush=True)
 
-    seconds = measure(args, work / "repeat.jsonl", args.repeat, vocab)
+    seconds = measure(args, work / "repeat.jsonl", args.repeat, dictionary)
     first = {r.subnet.key(): r.latency_ms for r in records}
     again = read_latency_records(work / "repeat.jsonl", space)
     pairs = np.array([(first[r.subnet.key()], r.latency_ms) for r in again])
@@ -188,7 +185,7 @@ def main() -> None:
         held_out = [r.subnet for r in splits["valid"]]
         first = np.array([r.latency_ms for r in splits["valid"]])
         start = time.perf_counter()
-        mean = np.vstack([first, remeasure_rounds(held_out, args, vocab, work)]).mean(axis=0)
+        mean = np.vstack([first, remeasure_rounds(held_out, args, dictionary, work)]).mean(axis=0)
         print(f"held-out re-measured {args.holdout_rounds} more times ({time.perf_counter() - start:.0f} s); against the mean "
               f"of {args.holdout_rounds + 1} measurements: predictor {scores(predictor.predict(held_out), mean)}; "
               f"one measurement {scores(first, mean)}; {load()}", flush=True)

@@ -119,17 +119,11 @@ def score(checkpoint: Path, data: Path, subnet: Path, log: Path) -> dict:
 
 
 def cpu_latency_ms(subnet: Path, vocab: int) -> float:
-    from fairseq_shiftadd.hardware.costing import dictionary_of_size
+    from fairseq_shiftadd.hardware.costing import dictionary_of_size, random_weight_model
     from fairseq_shiftadd.hardware.latency import measure_latency
-    from fairseq_shiftadd.models.shiftadd_transformer import ShiftAddTransformer, ShiftAddTransformerConfig
     from fairseq_shiftadd.search.space import SearchSpace
-    from types import SimpleNamespace
 
-    space = SearchSpace.from_file(SPACE)
-    dictionary = dictionary_of_size(vocab)
-    task = SimpleNamespace(source_dictionary=dictionary, target_dictionary=dictionary)
-    cfg = ShiftAddTransformerConfig(subnet_config=space.load_subnet(subnet).to_yaml())
-    model = ShiftAddTransformer.build_model(cfg, task)
+    model = random_weight_model(SearchSpace.from_file(SPACE).load_subnet(subnet), dictionary_of_size(vocab))
     return measure_latency(model, runs=10, warmup=3, threads=1, device="cpu")["latency_ms"]
 
 

@@ -13,16 +13,14 @@ import logging
 import os
 import random
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Iterator
 
 import torch
 from tqdm import tqdm
 
-from ..hardware.costing import dictionary_of_size
+from ..hardware.costing import dictionary_of_size, random_weight_model
 from ..hardware.features import LatencyRecord, append_latency_record, read_latency_records
 from ..hardware.latency import describe_device, measure_latency, pinned_threads, resolve_device
-from ..models.shiftadd_transformer import ShiftAddTransformer, ShiftAddTransformerConfig
 from ..search.space import SearchSpace, Subnet
 from .common import user_errors_to_exit
 
@@ -133,13 +131,11 @@ def main(argv: list[str] | None = None) -> int:
         done = measured_keys(out, space, describe_device(device), threads, args.on_error)
         todo = [s for s in planned_subnets(space, args.num_subnets, args.seed, args.include_largest_smallest) if s.key() not in done]
         dictionary = dictionary_of_size(args.vocab_size)
-        task = SimpleNamespace(source_dictionary=dictionary, target_dictionary=dictionary)
         torch.manual_seed(args.seed)
         with tqdm(total=args.num_subnets, initial=args.num_subnets - len(todo), desc="subnets", unit="subnet") as bar:
             for subnet in todo:
-                model = ShiftAddTransformer.build_model(ShiftAddTransformerConfig(subnet_config=subnet.to_yaml()), task)
                 result = measure_latency(
-                    model, args.src_len, args.tgt_len, args.beam, args.warmup, args.runs, device, threads
+                    random_weight_model(subnet, dictionary), args.src_len, args.tgt_len, args.beam, args.warmup, args.runs, device, threads
                 )
                 record = LatencyRecord(subnet, result["latency_ms"], result["device"], result["torch"], result["threads"])
                 append_latency_record(out, record)

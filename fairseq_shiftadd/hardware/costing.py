@@ -31,6 +31,12 @@ def dictionary_of_size(size: int) -> Dictionary:
     return dictionary
 
 
+def random_weight_model(subnet: Subnet, dictionary: Dictionary) -> ShiftAddTransformer:
+    """A standalone model of ``subnet`` with random weights: what latency is measured on (weights do not change the work)."""
+    task = SimpleNamespace(source_dictionary=dictionary, target_dictionary=dictionary)
+    return ShiftAddTransformer.build_model(ShiftAddTransformerConfig(subnet_config=subnet.to_yaml()), task)
+
+
 class SubnetCoster:
     """Energy, accelerator latency and params of subnets of one space.
 
