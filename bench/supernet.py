@@ -41,7 +41,7 @@ from fairseq.dataclass.utils import convert_namespace_to_omegaconf  # noqa: E402
 from fairseq.trainer import Trainer  # noqa: E402
 
 from fairseq_shiftadd.cli.search import data_vocab_size  # noqa: E402
-from fairseq_shiftadd.hardware.costing import dictionary_of_size  # noqa: E402
+from fairseq_shiftadd.data.sized_dictionary import dictionary_of_size  # noqa: E402
 from fairseq_shiftadd.models.shiftadd_supernet import ShiftAddSupernet, ShiftAddSupernetConfig  # noqa: E402
 from fairseq_shiftadd.search.space import SearchSpace, Subnet  # noqa: E402
 

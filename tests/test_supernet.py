@@ -7,10 +7,10 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from fairseq.data import Dictionary
 from omegaconf import OmegaConf
 from scipy.stats import chisquare
 
+from fairseq_shiftadd.data.sized_dictionary import dictionary_of_size
 from fairseq_shiftadd.models.export import export_subnet
 from fairseq_shiftadd.models.shiftadd_supernet import ShiftAddSupernet, ShiftAddSupernetConfig
 from fairseq_shiftadd.models.shiftadd_transformer import ShiftAddTransformer, ShiftAddTransformerConfig
@@ -20,9 +20,7 @@ SPACE = SearchSpace.from_file("configs/spaces/tiny.yml")
 
 
 def fake_task(vocab: int = 24) -> SimpleNamespace:
-    dictionary = Dictionary()
-    for i in range(vocab - len(dictionary)):
-        dictionary.add_symbol(f"w{i}")
+    dictionary = dictionary_of_size(vocab)
     return SimpleNamespace(source_dictionary=dictionary, target_dictionary=dictionary, space=SPACE)
 
 

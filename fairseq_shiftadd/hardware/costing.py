@@ -13,6 +13,7 @@ from typing import Any
 import torch
 from fairseq.data import Dictionary
 
+from ..data.sized_dictionary import dictionary_of_size
 from ..models.shiftadd_supernet import ShiftAddSupernet, ShiftAddSupernetConfig
 from ..models.shiftadd_transformer import ShiftAddTransformer, ShiftAddTransformerConfig
 from ..search.space import SearchSpace, Subnet
@@ -21,14 +22,6 @@ from .energy import opcount_report
 from .ops import OpRecord
 
 HARDWARE = ("opcount", "accelerator")
-
-
-def dictionary_of_size(size: int) -> Dictionary:
-    """A fairseq Dictionary of ``size`` symbols (specials included), for models built without data."""
-    dictionary = Dictionary()
-    for i in range(max(size - len(dictionary), 0)):
-        dictionary.add_symbol(f"w{i}")
-    return dictionary
 
 
 def random_weight_model(subnet: Subnet, dictionary: Dictionary) -> ShiftAddTransformer:

@@ -13,8 +13,8 @@ from typing import Any
 
 import torch
 import yaml
-from fairseq.data import Dictionary
 
+from ..data.sized_dictionary import dictionary_of_size
 from ..search.space import SearchSpace, Subnet
 from .shiftadd_transformer import ShiftAddTransformer, ShiftAddTransformerConfig
 
@@ -42,9 +42,7 @@ def export_subnet(state: dict[str, Any], subnet: Subnet) -> dict[str, Any]:
     supernet_weights = state["model"]
     model_cfg = standalone_config(dict(state["cfg"]["model"]), subnet)
     vocab = supernet_weights["encoder.embed_tokens.weight"].size(0)
-    dictionary = Dictionary()
-    for i in range(vocab - len(dictionary)):
-        dictionary.add_symbol(f"w{i}")
+    dictionary = dictionary_of_size(vocab)
     task = SimpleNamespace(source_dictionary=dictionary, target_dictionary=dictionary)
     fields = set(ShiftAddTransformerConfig.__dataclass_fields__)
     with torch.device("meta"):
