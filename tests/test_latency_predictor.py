@@ -122,6 +122,8 @@ def test_records_round_trip(tmp_path, space):
         ('{"latency_ms": 3.0, "device": "cpu", "torch": "x", "threads": 1}', "missing key 'subnet'"),
         ("SUBNET_WITH_LATENCY -2", "latency_ms = -2 must be a positive number"),
         ("OUTSIDE_SPACE", "encoder-embed-dim-subtransformer = 48 is not in the search space"),
+        ("REFERENCE_WITHOUT_SCALE", "'reference' (a subnet name) and 'reference_ms' come together"),
+        ("REFERENCE_SCALE_ZERO", "reference_ms = 0 must be a positive number"),
     ],
 )
 def test_malformed_line_stops_with_its_line_number_or_is_skipped(tmp_path, space, caplog, bad_line, reason):
@@ -132,6 +134,10 @@ def test_malformed_line_stops_with_its_line_number_or_is_skipped(tmp_path, space
         bad_line = json.dumps({**good, "latency_ms": -2})
     elif bad_line == "OUTSIDE_SPACE":
         bad_line = json.dumps({**good, "subnet": {**good["subnet"], "encoder-embed-dim-subtransformer": 48}})
+    elif bad_line == "REFERENCE_WITHOUT_SCALE":
+        bad_line = json.dumps({**good, "reference": "smallest"})
+    elif bad_line == "REFERENCE_SCALE_ZERO":
+        bad_line = json.dumps({**good, "reference": "smallest", "reference_ms": 0})
     with open(path, "a") as handle:
         handle.write(bad_line + "\n")
     _write_records(path, space, 1, seed=1)

@@ -9,8 +9,9 @@ import pytest
 import torch
 
 from fairseq_shiftadd.cli.measure_latency import main, planned_subnets
-from fairseq_shiftadd.hardware.costing import dictionary_of_size
+from fairseq_shiftadd.data.sized_dictionary import dictionary_of_size
 from fairseq_shiftadd.hardware.features import read_latency_records
+from fairseq_shiftadd.hardware import latency as latency_module
 from fairseq_shiftadd.hardware.latency import measure_latency, pinned_threads, trimmed_mean
 from fairseq_shiftadd.models.shiftadd_transformer import ShiftAddTransformer, ShiftAddTransformerConfig
 from fairseq_shiftadd.search.space import SearchSpace, Subnet
@@ -61,6 +62,26 @@ def test_times_encoder_once_then_beam_steps_in_eval_without_autograd() -> None:
     assert model.training  # the caller's mode is restored
     assert len(result["samples_ms"]) == 2 and result["latency_ms"] > 0
     assert result["threads"] == 1 and result["torch"] == torch.__version__ and result["device"].startswith("cpu:")
+
+
+def test_paired_timing_cancels_a_drifting_machine_speed(monkeypatch) -> None:
+    """A scripted clock: the model costs 3 units, the reference 1, and the machine's speed changes
+    between pairs by up to 2x. Direct timing reports the drift; paired timing the 3x exactly."""
+    space = SearchSpace.from_file(TINY)
+    model, reference = build(space.largest()), build(space.smallest())
+    slowdown = iter([1.0, 1.0, 1.9, 1.9, 0.7, 0.7, 1.3, 1.3, 2.0, 2.0, 1.0, 1.0])  # one factor per pair of runs
+    order = []
+
+    def scripted(timed_model, inputs, device):
+        order.append("model" if timed_model is model else "reference")
+        return (3.0 if timed_model is model else 1.0) * next(slowdown)
+
+    monkeypatch.setattr(latency_module, "_timed_translation", scripted)
+    result = measure_latency(model, warmup=1, runs=5, device="cpu", reference=reference, reference_ms=10.0)
+    assert order == ["model", "reference"] * 6  # the reference follows every run, warm-up included
+    assert result["samples_ms"] == pytest.approx([5.7, 2.1, 3.9, 6.0, 3.0])  # direct timing: the drift
+    assert result["ratio"] == pytest.approx(3.0) and result["latency_ms"] == pytest.approx(30.0)
+    assert result["reference_ms"] == 10.0
 
 
 def test_trimmed_mean_keeps_the_10_to_90_percent_range() -> None:
@@ -138,6 +159,31 @@ def test_cli_refuses_to_mix_thread_counts_in_one_file(tmp_path: Path, capsys) ->
     assert main(args) == 2
     assert "with 1 threads; this run is on" in capsys.readouterr().err
     assert len(rows(out)) == 1
+
+
+def test_cli_paired_timing_keeps_one_scale_per_file(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "lat.jsonl"
+    common = ["--search-space", str(TINY), "--out", str(out), *FAST, "--reference", "smallest"]
+    assert main([*common, "--num-subnets", "2"]) == 0
+    assert main([*common, "--num-subnets", "4"]) == 0  # resumed: the scale is read back, not measured again
+    written = rows(out)
+    assert len(written) == 4 and {row["reference"] for row in written} == {"smallest"}
+    assert len({row["reference_ms"] for row in written}) == 1 and written[0]["reference_ms"] > 0
+    records = read_latency_records(out, SearchSpace.from_file(TINY))
+    assert records[0].reference == "smallest" and records[0].reference_ms == written[0]["reference_ms"]
+
+    assert main([*common, "--num-subnets", "5", "--reference-ms", "1.5"]) == 2
+    assert "--reference-ms 1.5 differs from the" in capsys.readouterr().err
+    assert main(["--search-space", str(TINY), "--out", str(out), *FAST, "--num-subnets", "5"]) == 2
+    assert "timed with --reference smallest" in capsys.readouterr().err
+    assert len(rows(out)) == 4
+
+    pinned = tmp_path / "pinned.jsonl"
+    assert main(["--search-space", str(TINY), "--out", str(pinned), *FAST, "--reference", "largest", "--reference-ms", "2.5",
+                 "--num-subnets", "1"]) == 0
+    assert rows(pinned)[0]["reference_ms"] == 2.5 and rows(pinned)[0]["reference"] == "largest"
+    assert main(["--search-space", str(TINY), "--out", str(tmp_path / "x.jsonl"), *FAST, "--reference-ms", "2", "--num-subnets", "1"]) == 2
+    assert "--reference-ms needs --reference" in capsys.readouterr().err
 
 
 def test_cli_bad_input_is_one_line(tmp_path: Path, capsys) -> None:

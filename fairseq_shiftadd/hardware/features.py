@@ -14,7 +14,9 @@ that gives 4 + 2x(1+1+7+3) + 2x(1+1+1+1+4+3) = 50 columns; :meth:`FeatureLayout.
 
 Dataset: one JSON object per line, ``{"subnet": <subnet YAML mapping>, "latency_ms": float,
 "device": str, "torch": str, "threads": int}``, appended one fsync'ed line at a time by the
-measurement script so a crash loses at most the line being written.
+measurement script so a crash loses at most the line being written. Rows timed against a reference
+subnet (paired timing, hardware/latency.py) add ``"reference": str`` (which subnet) and
+``"reference_ms": float`` (the scale their ratio was multiplied by).
 """
 from __future__ import annotations
 
@@ -148,17 +150,20 @@ class LatencyRecord:
     device: str
     torch: str
     threads: int
+    reference: str | None = None
+    reference_ms: float | None = None
 
     def to_json(self) -> str:
-        return json.dumps(
-            {
-                "subnet": self.subnet.to_yaml_dict(),
-                "latency_ms": self.latency_ms,
-                "device": self.device,
-                "torch": self.torch,
-                "threads": self.threads,
-            }
-        )
+        row = {
+            "subnet": self.subnet.to_yaml_dict(),
+            "latency_ms": self.latency_ms,
+            "device": self.device,
+            "torch": self.torch,
+            "threads": self.threads,
+        }
+        if self.reference is not None:
+            row.update(reference=self.reference, reference_ms=self.reference_ms)
+        return json.dumps(row)
 
     @classmethod
     def from_json(cls, line: str, space: SearchSpace, where: str) -> "LatencyRecord":
@@ -172,9 +177,12 @@ class LatencyRecord:
         missing = [key for key in ("subnet", "latency_ms", "device", "torch", "threads") if key not in raw]
         if missing:
             raise LatencyDataError(f"{where}: missing key '{missing[0]}'")
-        latency = raw["latency_ms"]
-        if isinstance(latency, bool) or not isinstance(latency, (int, float)) or not math.isfinite(latency) or latency <= 0:
-            raise LatencyDataError(f"{where}: latency_ms = {latency!r} must be a positive number")
+        for key in ("latency_ms", "reference_ms"):
+            value = raw.get(key, 1.0)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+                raise LatencyDataError(f"{where}: {key} = {value!r} must be a positive number")
+        if ("reference" in raw) != ("reference_ms" in raw) or not isinstance(raw.get("reference", ""), str):
+            raise LatencyDataError(f"{where}: 'reference' (a subnet name) and 'reference_ms' come together")
         threads = raw["threads"]
         if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
             raise LatencyDataError(f"{where}: threads = {threads!r} must be a positive integer")
@@ -182,7 +190,8 @@ class LatencyRecord:
             subnet = space.subnet_from_dict(raw["subnet"], where=f"{where}: subnet")
         except SpaceError as err:
             raise LatencyDataError(str(err)) from None
-        return cls(subnet, float(latency), str(raw["device"]), str(raw["torch"]), threads)
+        reference_ms = float(raw["reference_ms"]) if "reference_ms" in raw else None
+        return cls(subnet, float(raw["latency_ms"]), str(raw["device"]), str(raw["torch"]), threads, raw.get("reference"), reference_ms)
 
 
 def append_latency_record(path: str | os.PathLike, record: LatencyRecord) -> None:

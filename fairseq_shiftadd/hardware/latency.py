@@ -5,12 +5,20 @@ to ``beam`` hypotheses with the encoder's own ``reorder_encoder_out``, then ``tg
 decoder steps on ``(beam, t)`` tokens (logits over the vocabulary included). After warm-up runs,
 ``runs`` runs are timed and the mean of the middle 80% (HAT's 10-90% range) is reported.
 
+*Paired timing* (``reference=``) follows every run of the model with one run of a fixed reference
+model and reports ``reference_ms`` x the 10-90% mean of the per-pair ratios. A machine whose speed
+drifts (a CPU VM whose single-thread speed wanders by ~20% over seconds, or a neighbour job on the
+other core) slows both runs of a pair alike, so the ratio keeps the subnet's cost and drops the
+drift: on the project's 2-core VM, re-measuring 60 tiny subnets differed by 17.5-24.7% MAPE with
+direct timing and by 3.4-4.0% with paired timing (BENCHMARKS.md).
+
 Unlike HAT's script, which ShiftAddNAS reuses (DESIGN.md section 6, flaw 5), the model is in
 ``eval()`` mode and no autograd graph is recorded (``torch.inference_mode``), so dropout and graph
 bookkeeping are not timed. Thread count and device are pinned for the measurement and recorded.
 """
 from __future__ import annotations
 
+import math
 import platform
 import time
 from contextlib import contextmanager
@@ -121,46 +129,70 @@ def measure_latency(
     runs: int = 20,
     device: str | torch.device | None = None,
     threads: int | None = None,
+    reference: nn.Module | None = None,
+    reference_ms: float | None = None,
 ) -> dict[str, Any]:
     """Latency of one translation (see the module docstring) in milliseconds.
 
-    The model is moved to ``device`` (and stays there); its train/eval mode is restored afterwards.
+    The models are moved to ``device`` (and stay there); their train/eval modes are restored afterwards.
 
     Args:
         model: a fairseq encoder-decoder whose decoder supports ``incremental_state``.
         device: None = CUDA when present, else CPU.
         threads: CPU threads pinned during timing (None: torch's current count).
+        reference: paired timing: this model runs right after every run of ``model`` (warm-up too).
+        reference_ms: the reference's latency the ratios are scaled by; required with ``reference``.
 
     Returns:
-        ``{"latency_ms", "samples_ms" (every timed run), "device", "torch", "threads"}``.
+        ``{"latency_ms", "samples_ms" (every timed run of ``model``), "device", "torch", "threads"}``,
+        and with a reference ``"ratio"`` (the 10-90% mean of the per-pair ratios) and ``"reference_ms"``.
     """
     for name, value, least in (("src_len", src_len, 1), ("tgt_len", tgt_len, 1), ("beam", beam, 1), ("warmup", warmup, 0), ("runs", runs, 1)):
         if isinstance(value, bool) or not isinstance(value, int) or value < least:
             raise ValueError(f"{name} must be an integer >= {least}, got {value!r}")
+    if (reference is None) != (reference_ms is None):
+        raise ValueError("reference and reference_ms go together: paired timing needs both, direct timing neither")
+    if reference_ms is not None and not (math.isfinite(reference_ms) and reference_ms > 0):
+        raise ValueError(f"reference_ms must be a positive number, got {reference_ms!r}")
     device = resolve_device(device)
-    model.to(device)
-    was_training = model.training
-    model.eval()
-    src_tokens, src_lengths, prev_tokens = dummy_inputs(model, src_len, tgt_len, beam, device)
+    timed = [model] if reference is None else [model, reference]
+    modes = [m.training for m in timed]
+    inputs = []
+    for m in timed:
+        m.to(device).eval()
+        inputs.append(dummy_inputs(m, src_len, tgt_len, beam, device))
     samples: list[float] = []
+    ratios: list[float] = []
     try:
         with pinned_threads(threads) as pinned, torch.inference_mode():
             for run in range(warmup + runs):
-                _synchronize(device)
-                start = time.perf_counter()
-                translate_once(model, src_tokens, src_lengths, prev_tokens)
-                _synchronize(device)
+                times = [_timed_translation(m, m_inputs, device) for m, m_inputs in zip(timed, inputs)]
                 if run >= warmup:
-                    samples.append((time.perf_counter() - start) * 1000.0)
+                    samples.append(times[0])
+                    if reference is not None:
+                        ratios.append(times[0] / times[1])
     finally:
-        model.train(was_training)
-    return {
+        for m, mode in zip(timed, modes):
+            m.train(mode)
+    result = {
         "latency_ms": trimmed_mean(samples),
         "samples_ms": samples,
         "device": describe_device(device),
         "torch": torch.__version__,
         "threads": pinned,
     }
+    if reference_ms is not None:
+        result.update(ratio=trimmed_mean(ratios), reference_ms=reference_ms, latency_ms=trimmed_mean(ratios) * reference_ms)
+    return result
+
+
+def _timed_translation(model: nn.Module, inputs: tuple[torch.Tensor, torch.Tensor, torch.Tensor], device: torch.device) -> float:
+    """Milliseconds of one :func:`translate_once`, the device synchronised before and after."""
+    _synchronize(device)
+    start = time.perf_counter()
+    translate_once(model, *inputs)
+    _synchronize(device)
+    return (time.perf_counter() - start) * 1000.0
 
 
 def _synchronize(device: torch.device) -> None:
