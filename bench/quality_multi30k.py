@@ -55,23 +55,36 @@ def sh(args: list, log: Path) -> str:
     return proc.stdout
 
 
-def side_by_side(jobs: dict[str, list], logs: Path) -> None:
-    """Run a stage's jobs at once, one thread each, so every job gets the same CPU share."""
+def side_by_side(jobs: dict[str, list], logs: Path, at_once: int | None = None) -> None:
+    """Run a stage's jobs, one thread each, ``at_once`` at a time (None: all), so every job gets the same CPU share.
+
+    Every job of a stage stops at the same wall-clock budget, so ``at_once`` equal to the number of
+    cores gives each job a whole core, in waves.
+    """
     if not jobs:
         return
     start = time.time()
-    running = {}
-    for name, args in jobs.items():
-        print("+", " ".join(map(str, args)), flush=True)
-        log = open(logs / f"{name}.log", "w")
-        proc = subprocess.Popen(list(map(str, args)), cwd=REPO, env=venv_env(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1"),
-                                stdout=log, stderr=subprocess.STDOUT)
-        running[name] = (proc, log)
-    for name, (proc, log) in running.items():
-        if proc.wait():
-            sys.exit(f"quality_multi30k: {name} failed, see {logs / (name + '.log')}")
-        log.close()
-    print(f"  ({len(jobs)} jobs side by side: {time.time() - start:.0f} s)", flush=True)
+    queue = list(jobs.items())
+    running: dict[str, tuple[subprocess.Popen, object]] = {}
+    while queue or running:
+        while queue and len(running) < (at_once or len(jobs)):
+            name, args = queue.pop(0)
+            print("+", " ".join(map(str, args)), flush=True)
+            log = open(logs / f"{name}.log", "w")
+            proc = subprocess.Popen(list(map(str, args)), cwd=REPO, env=venv_env(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1"),
+                                    stdout=log, stderr=subprocess.STDOUT)
+            running[name] = (proc, log)
+        time.sleep(1)
+        for name, (proc, log) in list(running.items()):
+            if proc.poll() is None:
+                continue
+            log.close()
+            del running[name]
+            if proc.returncode:
+                for other, _ in running.values():
+                    other.terminate()
+                sys.exit(f"quality_multi30k: {name} failed, see {logs / (name + '.log')}")
+    print(f"  ({len(jobs)} jobs, {at_once or len(jobs)} at a time: {time.time() - start:.0f} s)", flush=True)
 
 
 def last_int(log: Path, pattern: str) -> int:
@@ -96,11 +109,15 @@ def trained_minutes(save: Path) -> float:
     return torch.load(last, map_location="cpu", weights_only=True)["extra_state"]["previous_training_time"] / 60
 
 
-def recipe(minutes: float, save: Path) -> list:
-    """The baseline's recipe, shared by every model: a fixed wall-clock budget, selection on val."""
+def recipe(minutes: float, save: Path, warmup: int = 400) -> list:
+    """The baseline's recipe, shared by every model: a fixed wall-clock budget, selection on val.
+
+    Supernets get a shorter warm-up (``--supernet-warmup``): a sandwich update costs three
+    subnets' passes, so a short supernet would otherwise spend its whole budget warming up.
+    """
     return [
         "--optimizer", "adam", "--adam-betas", "(0.9,0.98)", "--lr", "1e-3", "--lr-scheduler", "inverse_sqrt",
-        "--warmup-updates", "400", "--criterion", "label_smoothed_cross_entropy", "--label-smoothing", "0.1",
+        "--warmup-updates", str(warmup), "--criterion", "label_smoothed_cross_entropy", "--label-smoothing", "0.1",
         "--dropout", "0.3", "--max-tokens", "4096", "--stop-time-hours", str(minutes / 60), "--max-epoch", "1000",
         "--save-dir", save, "--no-epoch-checkpoints", "--no-progress-bar", "--log-interval", "50", "--cpu",
         "--num-workers", "0", "--seed", "1", "--share-all-embeddings", "--valid-subset", "valid",
@@ -119,7 +136,8 @@ def score(checkpoint: Path, data: Path, subnet: Path, log: Path) -> dict:
 
 
 def cpu_latency_ms(subnet: Path, vocab: int) -> float:
-    from fairseq_shiftadd.hardware.costing import dictionary_of_size, random_weight_model
+    from fairseq_shiftadd.data.sized_dictionary import dictionary_of_size
+    from fairseq_shiftadd.hardware.costing import random_weight_model
     from fairseq_shiftadd.hardware.latency import measure_latency
     from fairseq_shiftadd.search.space import SearchSpace
 
@@ -159,9 +177,12 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=72.0,
                         help="wall-clock budget of the baseline and each retrained subnet (72: 24 core-minutes each, six side by side on 2 cores)")
     parser.add_argument("--supernet-minutes", type=float, default=20.0, help="wall-clock budget of each supernet")
+    parser.add_argument("--supernet-warmup", type=int, default=100, help="learning-rate warm-up updates of the supernets")
     parser.add_argument("--valid-sentences", type=int, default=200, help="val sentences scored by the search")
     parser.add_argument("--only", nargs="+", metavar="MODEL",
                         help="train only these models (baseline, retrain-SHARING-PCT), e.g. to extend two of them with a larger --minutes")
+    parser.add_argument("--at-once", type=int, metavar="N",
+                        help="run at most N trainings of a stage at a time (N = cores: --minutes are core-minutes); default all")
     parser.add_argument("--no-ablation", action="store_true", help="train and search only the heterogeneous supernet")
     args = parser.parse_args()
     work = Path(args.work)
@@ -177,9 +198,9 @@ def main() -> None:
     side_by_side({
         f"supernet-{sharing}": [*train, "--task", "shiftadd_supernet_translation", "--arch", "shiftadd_supernet_wmt_en_de",
                                 "--search-space", SPACE, "--sandwich", "--weight-sharing", sharing,
-                                *recipe(args.supernet_minutes, work / f"supernet-{sharing}")]
+                                *recipe(args.supernet_minutes, work / f"supernet-{sharing}", args.supernet_warmup)]
         for sharing in sharings if trained_minutes(work / f"supernet-{sharing}") < args.supernet_minutes
-    }, logs)
+    }, logs, args.at_once)
 
     base_energy = cost(BASELINE_SUBNET, 32, vocab)["energy_mj"]
     budgets = {fraction: round(fraction * base_energy, 6) for fraction in BUDGET_FRACTIONS}
@@ -194,7 +215,7 @@ def main() -> None:
             jobs[out.name] = [BIN / "shiftadd-search", data, "--path", work / f"supernet-{sharing}/checkpoint_best.pt",
                               "--search-space", SPACE, "--energy-mj", ",".join(f"{budgets[f]:g}" for f in fractions),
                               *EVOLUTION, "--max-sentences-valid", str(args.valid_sentences), "--out", out, "--no-progress"]
-    side_by_side(jobs, logs)
+    side_by_side(jobs, logs, args.at_once)
 
     models = {"baseline": (BASELINE_SUBNET, work / "baseline", "baseline", "-")}
     for (sharing, fraction), best in searched.items():
@@ -208,13 +229,18 @@ def main() -> None:
                             "--encoder-embed-dim", "256", "--decoder-embed-dim", "256", "--encoder-ffn-embed-dim", "512",
                             "--decoder-ffn-embed-dim", "512", "--encoder-attention-heads", "4", "--decoder-attention-heads", "4",
                             *recipe(args.minutes, work / "baseline")]
-    for name, (subnet, save, _, _) in models.items():
+    claim_first = sorted(models, key=lambda name: name != f"retrain-{PAPER_SHARING}-{int(ABLATION_FRACTION * 100)}")
+    for name in claim_first:  # with --at-once, the paper's claim (baseline vs the 50% hybrid) trains in the first wave
+        subnet, save, _, _ = models[name]
         if name != "baseline" and name in retrain:
             jobs[name] = [*train, "--arch", "shiftadd_transformer", "--subnet", subnet, *recipe(args.minutes, save)]
-    side_by_side(jobs, logs)
+    side_by_side(jobs, logs, args.at_once)
 
     rows = []
     for name, (subnet, save, sharing, budget) in models.items():
+        if not (save / "checkpoint_best.pt").exists():
+            print(f"{name}: not trained yet (rerun without --only), left out of the table", flush=True)
+            continue
         scored = score(save / "checkpoint_best.pt", data, subnet, logs / f"score-{name}.log")
         total32 = cost(subnet, 32, vocab)
         rows.append({
