@@ -15,9 +15,9 @@ def load() -> str:
     return "load average " + " ".join(f"{v:.2f}" for v in os.getloadavg())
 
 
-def run(args: list[str]) -> str:
-    """Run a venv command on the CPU; its combined output (raises with the tail on failure)."""
-    env = dict(os.environ, CUDA_VISIBLE_DEVICES="")
+def run(args: list[str], gpus: bool = False) -> str:
+    """Run a venv command (on the CPU unless ``gpus``); its combined output (raises with the tail on failure)."""
+    env = dict(os.environ) if gpus else dict(os.environ, CUDA_VISIBLE_DEVICES="")
     proc = subprocess.run([str(BIN / args[0]), *args[1:]], cwd=ROOT, env=env, capture_output=True, text=True)
     if proc.returncode != 0:
         raise SystemExit(f"{args[0]} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")

@@ -1,9 +1,12 @@
 """Benchmark the latency predictor on this machine (issue 4): measure, train, score on held-out subnets.
 
     python bench/latency_predictor.py --data DATA_BIN [--num-subnets 2000] [--work-dir DIR]
+    python bench/latency_predictor.py --vocab-size 32000 --search-space configs/spaces/wmt14.en-de.yml --device cuda
 
 1. ``shiftadd-measure-latency`` measures ``--num-subnets`` subnets of the space (resumable: a rerun
-   with the same arguments only measures what is missing from WORK/latency.jsonl). With
+   with the same arguments only measures what is missing from WORK/latency.jsonl), by default
+   paired with the space's smallest subnet (``--reference``; every later measurement reuses the
+   file's scale), which cancels a drift of the machine's speed. With
    ``--clock cpu`` the bench times the same runs (``translate_once`` of hardware/latency.py, one
    thread, 10-90% mean) with the thread's CPU clock: on a loaded shared machine wall-clock
    latency mostly measures the other jobs (see the repeatability line).
@@ -42,7 +45,8 @@ sys.path.insert(0, str(ROOT))
 
 from fairseq_shiftadd.cli.measure_latency import planned_subnets  # noqa: E402
 from fairseq_shiftadd.cli.search import data_vocab_size  # noqa: E402
-from fairseq_shiftadd.hardware.costing import dictionary_of_size, random_weight_model  # noqa: E402
+from fairseq_shiftadd.data.sized_dictionary import dictionary_of_size  # noqa: E402
+from fairseq_shiftadd.hardware.costing import random_weight_model  # noqa: E402
 from fairseq_shiftadd.hardware.features import LatencyRecord, append_latency_record, read_latency_records  # noqa: E402
 from fairseq_shiftadd.hardware.latency import (  # noqa: E402
     describe_device, dummy_inputs, measure_latency, pinned_threads, translate_once, trimmed_mean,
@@ -53,10 +57,11 @@ from fairseq_shiftadd.tasks.latency_prediction import split_records  # noqa: E40
 
 
 
-def measure(args: argparse.Namespace, out: Path, count: int, dictionary: Dictionary) -> float:
+def measure(args: argparse.Namespace, out: Path, count: int, dictionary: Dictionary, reference_ms: float | None = None) -> float:
     """Measure the first ``count`` subnets of the seeded sequence into ``out`` (resumable); wall seconds.
 
-    ``--clock wall`` runs ``shiftadd-measure-latency`` (wall clock, HAT's 10-90% mean);
+    ``--clock wall`` runs ``shiftadd-measure-latency`` (wall clock, HAT's 10-90% mean, paired with
+    ``--reference`` at the scale ``reference_ms``: None measures one, for the first file);
     ``cpu`` times the same unit of work (``translate_once``, same inputs, one thread) with the
     thread's CPU clock instead, which other jobs time-sharing the cores do not inflate.
     """
@@ -64,29 +69,32 @@ def measure(args: argparse.Namespace, out: Path, count: int, dictionary: Diction
     if args.clock == "wall":
         run([
             "shiftadd-measure-latency", "--search-space", args.search_space, "--out", str(out), "--num-subnets", str(count),
-            "--seed", "1", "--include-largest-smallest", "--threads", str(args.threads), "--device", "cpu",
+            "--seed", "1", "--include-largest-smallest", "--threads", str(args.threads), "--device", args.device,
             "--warmup", str(args.warmup), "--runs", str(args.runs), "--vocab-size", str(len(dictionary)),
-        ])
+            "--reference", args.reference, *(["--reference-ms", repr(reference_ms)] if reference_ms else []),
+        ], gpus=args.device == "cuda")
         return time.perf_counter() - start
     space = SearchSpace.from_file(ROOT / args.search_space)
     done = {r.subnet.key() for r in read_latency_records(out, space)} if out.is_file() else set()
     torch.manual_seed(1)
     for subnet in planned_subnets(space, count, seed=1, include_extremes=True):
         if subnet.key() not in done:
-            append_latency_record(out, cpu_record(subnet, time_subnet(subnet, args, dictionary), args))
+            append_latency_record(out, bench_record(subnet, time_subnet(subnet, args, dictionary, {}), args, {}))
     return time.perf_counter() - start
 
 
-def cpu_record(subnet: Subnet, latency_ms: float, args: argparse.Namespace) -> LatencyRecord:
-    return LatencyRecord(subnet, latency_ms, describe_device(torch.device("cpu")), torch.__version__, args.threads)
+def bench_record(subnet: Subnet, latency_ms: float, args: argparse.Namespace, paired: dict) -> LatencyRecord:
+    reference = args.reference if paired else None
+    return LatencyRecord(subnet, latency_ms, describe_device(torch.device(args.device)), torch.__version__, args.threads,
+                         reference, paired.get("reference_ms"))
 
 
-def time_subnet(subnet: Subnet, args: argparse.Namespace, dictionary: Dictionary) -> float:
-    """One latency of ``subnet`` (ms) by the bench's protocol: ``measure_latency`` or, with ``--clock cpu``,
-    the same runs timed with the thread's CPU clock."""
+def time_subnet(subnet: Subnet, args: argparse.Namespace, dictionary: Dictionary, paired: dict) -> float:
+    """One latency of ``subnet`` (ms) by the bench's protocol: ``measure_latency`` (``paired``: its
+    ``reference`` and ``reference_ms``) or, with ``--clock cpu``, the same runs timed with the thread's CPU clock."""
     model = random_weight_model(subnet, dictionary).eval()
     if args.clock == "wall":
-        return measure_latency(model, warmup=args.warmup, runs=args.runs, device="cpu", threads=args.threads)["latency_ms"]
+        return measure_latency(model, warmup=args.warmup, runs=args.runs, device=args.device, threads=args.threads, **paired)["latency_ms"]
     inputs = dummy_inputs(model, 30, 30, 4, torch.device("cpu"))
     samples = []
     with pinned_threads(args.threads), torch.inference_mode():
@@ -98,7 +106,7 @@ def time_subnet(subnet: Subnet, args: argparse.Namespace, dictionary: Dictionary
     return trimmed_mean(samples)
 
 
-def remeasure_rounds(subnets: list[Subnet], args: argparse.Namespace, dictionary: Dictionary, work: Path) -> np.ndarray:
+def remeasure_rounds(subnets: list[Subnet], args: argparse.Namespace, dictionary: Dictionary, work: Path, paired: dict) -> np.ndarray:
     """Latencies (rounds x subnets) from ``--holdout-rounds`` interleaved re-measurements (resumable).
 
     Round r times every subnet once before round r+1 starts, so a slow drift of the machine spreads
@@ -111,8 +119,8 @@ def remeasure_rounds(subnets: list[Subnet], args: argparse.Namespace, dictionary
         done = {r.subnet.key(): r.latency_ms for r in read_latency_records(out, space)} if out.is_file() else {}
         for subnet in subnets:
             if subnet.key() not in done:
-                done[subnet.key()] = time_subnet(subnet, args, dictionary)
-                append_latency_record(out, cpu_record(subnet, done[subnet.key()], args))
+                done[subnet.key()] = time_subnet(subnet, args, dictionary, paired)
+                append_latency_record(out, bench_record(subnet, done[subnet.key()], args, paired))
         rounds.append([done[s.key()] for s in subnets])
     return np.array(rounds)
 
@@ -126,35 +134,46 @@ def scores(predicted: np.ndarray, measured: np.ndarray) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", required=True, help="binarized data dir whose joined dictionary sets --vocab-size")
+    vocab = parser.add_mutually_exclusive_group(required=True)
+    vocab.add_argument("--data", help="binarized data dir whose joined dictionary sets the vocabulary size")
+    vocab.add_argument("--vocab-size", type=int, help="joined vocabulary size (output projection), without data")
     parser.add_argument("--search-space", default="configs/spaces/tiny.yml")
     parser.add_argument("--work-dir", default="/tmp/shiftadd-bench-latency")
     parser.add_argument("--num-subnets", type=int, default=2000)
     parser.add_argument("--repeat", type=int, default=50, help="subnets measured twice (measurement noise)")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where latency is measured (the predictor trains on CPU)")
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
                         help="wall: shiftadd-measure-latency; cpu: the thread's CPU time of the same runs")
+    parser.add_argument("--reference", choices=("none", "smallest", "largest"), default="smallest",
+                        help="paired timing against this subnet (wall clock only; none: HAT's direct timing)")
     parser.add_argument("--holdout-rounds", type=int, default=3,
                         help="re-measure the held-out subnets this many more times and score against the mean too")
     parser.add_argument("--max-update", type=int, default=3000)
     parser.add_argument("--hidden-dims", default="400,400,400")
     args = parser.parse_args()
+    if args.clock == "cpu" and (args.reference != "none" or args.device != "cpu"):
+        parser.error("--clock cpu times CPU runs directly: use it with --reference none --device cpu")
     work = Path(args.work_dir)
     work.mkdir(parents=True, exist_ok=True)
     space = SearchSpace.from_file(ROOT / args.search_space)
-    dictionary = dictionary_of_size(data_vocab_size(args.data))
+    dictionary = dictionary_of_size(args.vocab_size or data_vocab_size(args.data))
 
     print(f"space {space.name}, vocab {len(dictionary)}, {args.threads} thread(s), warmup {args.warmup}, runs {args.runs}, "
-          f"clock {args.clock}; {load()}", flush=True)
+          f"clock {args.clock}, reference {args.reference}; {load()}", flush=True)
     seconds = measure(args, work / "latency.jsonl", args.num_subnets, dictionary)
     records = read_latency_records(work / "latency.jsonl", space)
     latencies = np.array([r.latency_ms for r in records])
     print(f"measured {len(records)} subnets in {seconds:.0f} s this run ({records[0].device}); latency "
           f"{latencies.min():.2f}-{latencies.max():.2f} ms, mean {latencies.mean():.2f}; {load()}", flush=True)
 
-    seconds = measure(args, work / "repeat.jsonl", args.repeat, dictionary)
+    paired = {}
+    if args.reference != "none":
+        paired = {"reference": random_weight_model(getattr(space, args.reference)(), dictionary), "reference_ms": records[0].reference_ms}
+        print(f"paired timing against the {args.reference} subnet, scale reference_ms {records[0].reference_ms:.3f}", flush=True)
+    seconds = measure(args, work / "repeat.jsonl", args.repeat, dictionary, paired.get("reference_ms"))
     first = {r.subnet.key(): r.latency_ms for r in records}
     again = read_latency_records(work / "repeat.jsonl", space)
     pairs = np.array([(first[r.subnet.key()], r.latency_ms) for r in again])
@@ -185,7 +204,7 @@ def main() -> None:
         held_out = [r.subnet for r in splits["valid"]]
         first = np.array([r.latency_ms for r in splits["valid"]])
         start = time.perf_counter()
-        mean = np.vstack([first, remeasure_rounds(held_out, args, dictionary, work)]).mean(axis=0)
+        mean = np.vstack([first, remeasure_rounds(held_out, args, dictionary, work, paired)]).mean(axis=0)
         print(f"held-out re-measured {args.holdout_rounds} more times ({time.perf_counter() - start:.0f} s); against the mean "
               f"of {args.holdout_rounds + 1} measurements: predictor {scores(predictor.predict(held_out), mean)}; "
               f"one measurement {scores(first, mean)}; {load()}", flush=True)

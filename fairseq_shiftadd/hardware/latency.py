@@ -156,24 +156,21 @@ def measure_latency(
         raise ValueError(f"reference_ms must be a positive number, got {reference_ms!r}")
     device = resolve_device(device)
     timed = [model] if reference is None else [model, reference]
-    modes = [m.training for m in timed]
-    inputs = []
-    for m in timed:
-        m.to(device).eval()
-        inputs.append(dummy_inputs(m, src_len, tgt_len, beam, device))
+    modes = [timed_model.training for timed_model in timed]
+    inputs = [dummy_inputs(timed_model.to(device).eval(), src_len, tgt_len, beam, device) for timed_model in timed]
     samples: list[float] = []
     ratios: list[float] = []
     try:
         with pinned_threads(threads) as pinned, torch.inference_mode():
             for run in range(warmup + runs):
-                times = [_timed_translation(m, m_inputs, device) for m, m_inputs in zip(timed, inputs)]
+                times = [_timed_translation(timed_model, its_inputs, device) for timed_model, its_inputs in zip(timed, inputs)]
                 if run >= warmup:
                     samples.append(times[0])
                     if reference is not None:
                         ratios.append(times[0] / times[1])
     finally:
-        for m, mode in zip(timed, modes):
-            m.train(mode)
+        for timed_model, mode in zip(timed, modes):
+            timed_model.train(mode)
     result = {
         "latency_ms": trimmed_mean(samples),
         "samples_ms": samples,
