@@ -179,7 +179,8 @@ def measure_latency(
         "threads": pinned,
     }
     if reference_ms is not None:
-        result.update(ratio=trimmed_mean(ratios), reference_ms=reference_ms, latency_ms=trimmed_mean(ratios) * reference_ms)
+        ratio = trimmed_mean(ratios)
+        result.update(ratio=ratio, reference_ms=reference_ms, latency_ms=ratio * reference_ms)
     return result
 
 
