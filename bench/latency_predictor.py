@@ -15,7 +15,10 @@
    noise, a floor no predictor can beat.
 3. ``fairseq-train WORK/latency.jsonl --task latency_prediction --arch latency_mlp --criterion
    latency_predictor`` trains the predictor (fixed updates, cosine schedule, validated and saved
-   once at the end: no checkpoint selection).
+   once at the end: no checkpoint selection). With ``--select``, the MLP's settings are first
+   chosen among ``--candidates`` on a dev split carved from the training split alone (another
+   seeded hash, ``--split-seed 2`` on WORK/select/train-split.jsonl): the held-out subnets never
+   influence any choice.
 4. ``checkpoint_last.pt`` predicts the task's held-out split (the seeded hash split, ~10%):
    MAPE, RMSE (ms) and Kendall tau, next to the same numbers on the training split.
 5. The held-out subnets are re-measured ``--holdout-rounds`` more times in interleaved rounds
@@ -28,9 +31,11 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 import shutil
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -125,6 +130,62 @@ def remeasure_rounds(subnets: list[Subnet], args: argparse.Namespace, dictionary
     return np.array(rounds)
 
 
+@dataclass(frozen=True)
+class Candidate:
+    """One setting of the predictor's training: MLP widths, updates, (decoupled) weight decay."""
+
+    hidden_dims: str
+    max_update: int
+    weight_decay: float
+
+    @classmethod
+    def parse(cls, text: str) -> "Candidate":
+        """``HIDDEN:UPDATES:WEIGHT_DECAY``, e.g. ``400,400,400:3000:0``."""
+        try:
+            hidden, updates, decay = text.split(":")
+            return cls(hidden, int(updates), float(decay))
+        except ValueError:
+            raise SystemExit(f"--candidates: expected HIDDEN:UPDATES:WEIGHT_DECAY such as 400,400,400:3000:0, got {text!r}")
+
+    def __str__(self) -> str:
+        return f"hidden {self.hidden_dims}, {self.max_update} updates, weight decay {self.weight_decay:g}"
+
+
+def train_predictor(data: Path, save: Path, candidate: Candidate, search_space: str, split_seed: int) -> str:
+    """Train a predictor from scratch with real ``fairseq-train``; its last validation line (RMSE, MAPE, tau)."""
+    shutil.rmtree(save, ignore_errors=True)  # never resume an older run
+    log = run([
+        "fairseq-train", str(data), "--user-dir", str(ROOT / "fairseq_shiftadd"),
+        "--task", "latency_prediction", "--search-space", str(ROOT / search_space), "--split-seed", str(split_seed),
+        "--arch", "latency_mlp", "--hidden-dims", candidate.hidden_dims, "--criterion", "latency_predictor",
+        "--optimizer", "adam", "--lr", "1e-3", "--weight-decay", repr(candidate.weight_decay), "--lr-scheduler", "cosine",
+        "--batch-size", "128", "--max-update", str(candidate.max_update), "--save-dir", str(save),
+        "--cpu", "--seed", "1", "--no-epoch-checkpoints", "--no-save-optimizer-state", "--save-interval", "100000",
+        "--validate-interval", "100000", "--log-format", "simple",
+    ])
+    valid = [line for line in log.splitlines() if "valid on 'valid'" in line]
+    return valid[-1].split("|", 3)[-1].strip()
+
+
+def select_on_dev(train_split: list[LatencyRecord], candidates: list[Candidate], args: argparse.Namespace, work: Path) -> Candidate:
+    """The candidate with the best Kendall tau (then MAPE) on a dev split of the training subnets only."""
+    work.mkdir(parents=True, exist_ok=True)
+    data = work / "train-split.jsonl"
+    data.unlink(missing_ok=True)
+    for record in train_split:
+        append_latency_record(data, record)
+    results = []
+    for candidate in tqdm(candidates, desc="selecting on dev", unit="candidate"):
+        line = train_predictor(data, work / "predictor", candidate, args.search_space, split_seed=2)
+        tau = float(re.search(r"kendall_tau (-?[\d.]+)", line).group(1))
+        mape = float(re.search(r"mape ([\d.]+)", line).group(1))
+        results.append((tau, -mape, candidate))
+        print(f"  dev: {candidate}: MAPE {mape:.2f}%, Kendall tau {tau:.3f}", flush=True)
+    chosen = max(results, key=lambda result: result[:2])[2]
+    print(f"chosen on dev: {chosen}", flush=True)
+    return chosen
+
+
 def scores(predicted: np.ndarray, measured: np.ndarray) -> str:
     mape = float(np.mean(np.abs(predicted - measured) / measured) * 100)
     rmse = math.sqrt(float(np.mean((predicted - measured) ** 2)))
@@ -153,6 +214,11 @@ def main() -> None:
                         help="re-measure the held-out subnets this many more times and score against the mean too")
     parser.add_argument("--max-update", type=int, default=3000)
     parser.add_argument("--hidden-dims", default="400,400,400")
+    parser.add_argument("--weight-decay", type=float, default=0.0)
+    parser.add_argument("--select", action="store_true",
+                        help="choose hidden dims / updates / weight decay among --candidates on a dev split of the training subnets")
+    parser.add_argument("--candidates", nargs="+", metavar="HIDDEN:UPDATES:WEIGHT_DECAY", default=[
+        "400,400,400:600:0", "400,400,400:3000:0", "400,400,400:3000:0.1", "100,100:3000:0", "100,100:3000:0.1", "64:3000:0"])
     args = parser.parse_args()
     if args.clock == "cpu" and (args.reference != "none" or args.device != "cpu"):
         parser.error("--clock cpu times CPU runs directly: use it with --reference none --device cpu")
@@ -180,22 +246,16 @@ def main() -> None:
     print(f"measurement repeatability ({len(pairs)} subnets re-measured, {seconds:.0f} s): "
           f"{scores(pairs[:, 1], pairs[:, 0])}; {load()}", flush=True)
 
+    splits = split_records(records, seed=1, valid_fraction=0.1)
+    chosen = Candidate(args.hidden_dims, args.max_update, args.weight_decay)
+    if args.select:
+        chosen = select_on_dev(splits["train"], [Candidate.parse(text) for text in args.candidates], args, work / "select")
     save = work / "predictor"
-    shutil.rmtree(save, ignore_errors=True)  # train from scratch, never resume an older run
     start = time.perf_counter()
-    log = run([
-        "fairseq-train", str(work / "latency.jsonl"), "--user-dir", str(ROOT / "fairseq_shiftadd"),
-        "--task", "latency_prediction", "--search-space", str(ROOT / args.search_space), "--arch", "latency_mlp",
-        "--hidden-dims", args.hidden_dims, "--criterion", "latency_predictor", "--optimizer", "adam", "--lr", "1e-3",
-        "--lr-scheduler", "cosine", "--batch-size", "128", "--max-update", str(args.max_update), "--save-dir", str(save),
-        "--cpu", "--seed", "1", "--no-epoch-checkpoints", "--no-save-optimizer-state", "--save-interval", "100000",
-        "--validate-interval", "100000", "--log-format", "simple",
-    ])
-    valid = [line for line in log.splitlines() if "valid on 'valid'" in line]
-    print(f"fairseq-train: {time.perf_counter() - start:.0f} s; last validation: {valid[-1].split('|', 3)[-1].strip()}", flush=True)
+    last_valid = train_predictor(work / "latency.jsonl", save, chosen, args.search_space, split_seed=1)
+    print(f"fairseq-train ({chosen}): {time.perf_counter() - start:.0f} s; last validation: {last_valid}", flush=True)
 
     predictor = LatencyPredictor.from_checkpoint(save / "checkpoint_last.pt", space=space)
-    splits = split_records(records, seed=1, valid_fraction=0.1)
     for name, split in splits.items():
         measured = np.array([r.latency_ms for r in split])
         predicted = predictor.predict([r.subnet for r in split])
