@@ -57,7 +57,7 @@ from fairseq_shiftadd.hardware.latency import (  # noqa: E402
     describe_device, dummy_inputs, measure_latency, pinned_threads, translate_once, trimmed_mean,
 )
 from fairseq_shiftadd.hardware.predictor import LatencyPredictor  # noqa: E402
-from fairseq_shiftadd.search.space import SearchSpace, Subnet  # noqa: E402
+from fairseq_shiftadd.search.space import SearchSpace, Subnet, atomic_write_text  # noqa: E402
 from fairseq_shiftadd.tasks.latency_prediction import split_records  # noqa: E402
 
 
@@ -169,11 +169,8 @@ def train_predictor(data: Path, save: Path, candidate: Candidate, search_space: 
 
 def select_on_dev(train_split: list[LatencyRecord], candidates: list[Candidate], args: argparse.Namespace, work: Path) -> Candidate:
     """The candidate with the best Kendall tau (then MAPE) on a dev split of the training subnets only."""
-    work.mkdir(parents=True, exist_ok=True)
     data = work / "train-split.jsonl"
-    data.unlink(missing_ok=True)
-    for record in train_split:
-        append_latency_record(data, record)
+    atomic_write_text(data, "".join(record.to_json() + "\n" for record in train_split))
     results = []
     for candidate in tqdm(candidates, desc="selecting on dev", unit="candidate"):
         line = train_predictor(data, work / "predictor", candidate, args.search_space, split_seed=2)
