@@ -106,3 +106,18 @@ def test_bad_input():
         AddLinear(3, -1)
     with pytest.raises(ValueError, match="bias"):
         add_linear(torch.randn(2, 4), torch.randn(3, 4), torch.randn(4))
+
+
+def test_gain_scales_the_subtracted_weight_and_old_checkpoints_load_with_gain_one():
+    torch.manual_seed(7)
+    layer = AddLinear(16, 8, bias=True, gain=4.0)
+    x = torch.randn(5, 16)
+    torch.testing.assert_close(layer(x), reference(x, 4.0 * layer.weight.detach(), layer.bias.detach(), 0.2))
+    torch.testing.assert_close(layer.subtracted_weight(3, 7), 4.0 * layer.weight.detach()[:3, :7])
+    old_state = {k: v for k, v in layer.state_dict().items() if k != "weight_gain"}  # saved before the gain existed
+    layer.upgrade_state_dict_named(old_state, "")
+    layer.load_state_dict(old_state)
+    assert float(layer.weight_gain) == 1.0
+    torch.testing.assert_close(layer(x), reference(x, layer.weight.detach(), layer.bias.detach(), 0.2))
+    with pytest.raises(ValueError, match="gain"):
+        AddLinear(3, 3, gain=0.0)

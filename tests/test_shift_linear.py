@@ -1,4 +1,4 @@
-"""ShiftLinear (DeepShift-PS), from_linear and power_of_two (DeepShift-Q) against hand references."""
+"""ShiftLinear in both parametrisations (latent / DeepShift-PS), from_linear and power_of_two against hand references."""
 import math
 
 import pytest
@@ -30,7 +30,7 @@ def reference_weight(shift, sign, low):
 @pytest.mark.parametrize("lead", [(7,), (3, 5), (5, 3)])  # tokens; batch-first; time-first
 def test_forward_backward(dtype, lead):
     torch.manual_seed(0)
-    layer = ShiftLinear(9, 5).to(dtype)
+    layer = ShiftLinear(9, 5, parametrization="deepshift-ps").to(dtype)
     with torch.no_grad():
         layer.shift[0, 0] = 3.0  # clamped to 0
         layer.shift[0, 1] = -20.0  # clamped to -14
@@ -55,7 +55,7 @@ def test_forward_backward(dtype, lead):
 
 def test_effective_weight_slice():
     torch.manual_seed(1)
-    layer = ShiftLinear(8, 6, weight_bits=4)
+    layer = ShiftLinear(8, 6, weight_bits=4, parametrization="deepshift-ps")
     sliced = layer.effective_weight(4, 5)
     torch.testing.assert_close(sliced, layer.effective_weight()[:4, :5], rtol=0, atol=0)
     assert set(layer.effective_weight().flatten().tolist()) <= allowed(4)
@@ -68,13 +68,14 @@ def test_effective_weight_slice():
         layer.effective_weight(4, 0)
 
 
+@pytest.mark.parametrize("parametrization", ["latent", "deepshift-ps"])
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_from_linear_roundtrip(dtype):
+def test_from_linear_roundtrip(dtype, parametrization):
     torch.manual_seed(2)
     linear = nn.Linear(6, 4).to(dtype)
     with torch.no_grad():
         linear.weight[0, :3] = torch.tensor([0.0, 3.0, -1e-9], dtype=dtype)
-    layer = ShiftLinear.from_linear(linear)
+    layer = ShiftLinear.from_linear(linear, parametrization=parametrization)
     expected = torch.tensor(
         [[math.copysign(2.0 ** round(math.log2(min(max(abs(w), 2.0**-14), 1.0))), w) if w else 0.0 for w in row] for row in linear.weight.tolist()],
         dtype=dtype,
@@ -85,6 +86,63 @@ def test_from_linear_roundtrip(dtype):
     torch.testing.assert_close(layer.bias, linear.bias)
     x = torch.randn(3, 6, dtype=dtype)
     torch.testing.assert_close(layer(x), F.linear(x, expected, linear.bias))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_latent_forward_backward(dtype):
+    """latent: W = sign(w) * 2^round(log2 clamp(|w|, 2^-14, 1)), gradient straight through to w."""
+    torch.manual_seed(4)
+    layer = ShiftLinear(9, 5).to(dtype)
+    assert layer.parametrization == "latent" and not hasattr(layer, "shift")
+    with torch.no_grad():
+        layer.weight[0, :3] = torch.tensor([5.0, 1e-9, -0.3], dtype=dtype)
+    expected = torch.tensor(
+        [[math.copysign(2.0 ** round(math.log2(min(max(abs(w), 2.0**-14), 1.0))), w) for w in row] for row in layer.weight.tolist()],
+        dtype=dtype,
+    )
+    assert expected[0, :3].tolist() == [1.0, 2.0**-14, -0.25]
+    torch.testing.assert_close(layer.effective_weight(), expected, rtol=0, atol=0)
+    torch.testing.assert_close(layer.effective_weight(4, 5), expected[:4, :5], rtol=0, atol=0)
+    x = torch.randn(7, 9, dtype=dtype, requires_grad=True)
+    grad = torch.randn(7, 5, dtype=dtype)
+    y = layer(x)
+    torch.testing.assert_close(y, x.detach() @ expected.t() + layer.bias.detach())
+    y.backward(grad)
+    torch.testing.assert_close(layer.weight.grad, grad.t() @ x.detach())
+    torch.testing.assert_close(x.grad, grad @ expected)
+
+
+def test_latent_learns_faster_than_deepshift_ps():
+    """One Adam step at lr 1e-3 changes many of a latent layer's weights and almost none of a PS layer's: a PS
+    exponent moves 1e-3 per step and needs ~0.5 to change, only signs near 0 flip (docs/operators.md)."""
+    changed = {}
+    for parametrization in ("latent", "deepshift-ps"):
+        torch.manual_seed(5)
+        layer = ShiftLinear(256, 512, parametrization=parametrization)
+        if parametrization == "deepshift-ps":
+            with torch.no_grad():  # away from rounding boundaries, as after any training
+                layer.shift.copy_(layer.shift.round() + 0.25)
+        before = layer.effective_weight().detach().clone()
+        optimizer = torch.optim.Adam(layer.parameters(), lr=1e-3)
+        layer(torch.randn(64, 256)).pow(2).mean().backward()
+        optimizer.step()
+        changed[parametrization] = (layer.effective_weight() != before).float().mean().item()
+    assert changed["deepshift-ps"] < 0.002
+    assert changed["latent"] > 10 * changed["deepshift-ps"]
+
+
+def test_upgrade_deepshift_ps_checkpoint_to_latent():
+    """A PS state dict loads into a latent layer with the same effective weight (fairseq's upgrade hook)."""
+    torch.manual_seed(6)
+    old = ShiftLinear(6, 4, parametrization="deepshift-ps")
+    state = {f"layer.{k}": v.clone() for k, v in old.state_dict().items()}
+    new = ShiftLinear(6, 4)
+    new.upgrade_state_dict_named(state, "layer")
+    assert sorted(state) == ["layer.bias", "layer.weight"]
+    new.load_state_dict({k.removeprefix("layer."): v for k, v in state.items()})
+    torch.testing.assert_close(new.effective_weight(), old.effective_weight(), rtol=0, atol=0)
+    x = torch.randn(3, 6)
+    torch.testing.assert_close(new(x), old(x), rtol=0, atol=0)
 
 
 @pytest.mark.parametrize("weight_bits", [2, 3, 5, 8])
@@ -112,3 +170,5 @@ def test_bad_input():
         ShiftLinear(3, 0)
     with pytest.raises(ValueError, match="in_features=3"):
         ShiftLinear(3, 2)(torch.randn(4, 2))
+    with pytest.raises(ValueError, match="parametrization"):
+        ShiftLinear(3, 2, parametrization="q")

@@ -7,6 +7,7 @@ from typing import Sequence
 from fairseq.models.transformer import Embedding
 
 from ..modules.hybrid_layer import HybridDecoderLayer, HybridEncoderLayer, LayerOptions
+from ..modules.operator_recipe import OperatorRecipe
 from ..search.space import SearchSpace, Subnet
 from .config import HybridTransformerConfig
 from .hybrid_transformer import HybridDecoder, HybridEncoder, HybridTransformerModel
@@ -51,6 +52,7 @@ def build_hybrid_model(
         dropout=cfg.dropout,
         attention_dropout=cfg.attention_dropout,
         activation_dropout=cfg.activation_dropout,
+        recipe=OperatorRecipe(cfg.shift_parametrization, cfg.add_weight_scale),
     )
     if cfg.share_all_embeddings:
         if src_dict != tgt_dict:

@@ -8,6 +8,8 @@ from fairseq.dataclass import ChoiceEnum, FairseqDataclass
 from omegaconf import OmegaConf, open_dict
 
 WeightSharing = ChoiceEnum(["none", "plain", "heterogeneous"])
+ShiftParametrization = ChoiceEnum(["latent", "deepshift-ps"])
+AddWeightScale = ChoiceEnum(["input", "linear"])
 
 
 @dataclass
@@ -19,6 +21,18 @@ class HybridTransformerConfig(FairseqDataclass):
         default="none",
         metadata={"help": "share weights across the operators of a layer position: none, plain, or "
                   "heterogeneous (add operators use a learned Laplacian transform T(w), with a KL regulariser)"},
+    )
+    shift_parametrization: ShiftParametrization = field(
+        default="latent",
+        metadata={"help": "shift layers (under --weight-sharing none): latent, a float weight rounded to +-2^k in the "
+                  "forward pass (DeepShift-Q, learns as fast as a linear layer); deepshift-ps, trained sign and "
+                  "exponent (the public ShiftAddNAS code, learns far slower per update; docs/operators.md)"},
+    )
+    add_weight_scale: AddWeightScale = field(
+        default="input",
+        metadata={"help": "add layers (under --weight-sharing none): input, weights start on a normalised input's "
+                  "scale and Adam moves them sqrt(fan-in) times faster; linear, nn.Linear's scale (the public "
+                  "ShiftAddNAS code, learns far slower per update; docs/operators.md)"},
     )
     kl_weight: float = field(default=10.0, metadata={"help": "weight of the heterogeneous-sharing KL term in the loss"})
     lightweight_heads: int = field(default=4, metadata={"help": "filter heads of the conv/add branches"})

@@ -47,6 +47,8 @@ def export_subnet(state: dict[str, Any], subnet: Subnet) -> dict[str, Any]:
     fields = set(ShiftAddTransformerConfig.__dataclass_fields__)
     with torch.device("meta"):
         skeleton = ShiftAddTransformer.build_model(ShiftAddTransformerConfig(**{k: v for k, v in model_cfg.items() if k in fields}), task)
+    supernet_weights = dict(supernet_weights)
+    skeleton.upgrade_state_dict_named(supernet_weights, "")  # older operator parametrisations load as today's
     weights = {}
     for name, target in skeleton.state_dict().items():
         if name not in supernet_weights:

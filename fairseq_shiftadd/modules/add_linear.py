@@ -96,9 +96,11 @@ class AddLinear(nn.Module):
         in_features, out_features: sizes of the last dimension in and out.
         bias: learn an additive bias (AdderNet layers usually have none; BN/LN follows).
         eta: AdderNet's adaptive learning-rate scale for the weight gradient (0.2 officially).
+        gain: the subtracted weight is ``gain * weight`` (stored as the buffer ``weight_gain``);
+            sqrt(in_features) puts it on a normalised input's scale (:class:`OperatorRecipe`).
     """
 
-    def __init__(self, in_features: int, out_features: int, bias: bool = False, eta: float = 0.2) -> None:
+    def __init__(self, in_features: int, out_features: int, bias: bool = False, eta: float = 0.2, gain: float = 1.0) -> None:
         super().__init__()
         if in_features < 1:
             raise ValueError(f"in_features must be positive, got {in_features}")
@@ -106,9 +108,12 @@ class AddLinear(nn.Module):
             raise ValueError(f"out_features must be positive, got {out_features}")
         if eta <= 0:
             raise ValueError(f"eta must be positive, got {eta}")
+        if gain <= 0:
+            raise ValueError(f"gain must be positive, got {gain}")
         self.in_features, self.out_features, self.eta = in_features, out_features, eta
         self.weight = nn.Parameter(torch.empty(out_features, in_features))
         self.bias = nn.Parameter(torch.empty(out_features)) if bias else None
+        self.register_buffer("weight_gain", torch.tensor(float(gain)))
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -116,9 +121,20 @@ class AddLinear(nn.Module):
         if self.bias is not None:
             nn.init.zeros_(self.bias)
 
+    def subtracted_weight(self, out_features: int | None = None, in_features: int | None = None) -> Tensor:
+        """``gain * weight`` on the leading (out_features, in_features) slice."""
+        return self.weight_gain * self.weight[:out_features, :in_features]
+
     def forward(self, x: Tensor) -> Tensor:
         """x: (..., in_features) -> (..., out_features)."""
-        return add_linear(x, self.weight, self.bias, self.eta)
+        return add_linear(x, self.subtracted_weight(), self.bias, self.eta)
+
+    def upgrade_state_dict_named(self, state_dict: dict, name: str) -> None:
+        """Checkpoints saved before ``weight_gain`` existed subtracted the weight itself (gain 1)."""
+        prefix = f"{name}." if name else ""
+        if prefix + "weight" in state_dict and prefix + "weight_gain" not in state_dict:
+            state_dict[prefix + "weight_gain"] = torch.tensor(1.0)
 
     def extra_repr(self) -> str:
-        return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}, eta={self.eta}"
+        return (f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}, "
+                f"eta={self.eta}, gain={float(self.weight_gain):g}")

@@ -9,6 +9,7 @@ from torch import Tensor, nn
 from ..hardware.ops import OpRecord
 from .elastic import elastic_layer_norm, scaled_dropout
 from .operator_linear import OperatorLinear
+from .operator_recipe import OperatorRecipe
 
 
 class FeedForward(nn.Module):
@@ -21,12 +22,16 @@ class FeedForward(nn.Module):
     Args:
         embed_dim / ffn_dim: the largest sizes.
         operators: the FFN operators this position can run.
+        recipe: how shift and add layers are parametrised.
     """
 
-    def __init__(self, embed_dim: int, ffn_dim: int, operators: Sequence[str], weight_sharing: str, activation_dropout: float):
+    def __init__(
+        self, embed_dim: int, ffn_dim: int, operators: Sequence[str], weight_sharing: str, activation_dropout: float,
+        recipe: OperatorRecipe = OperatorRecipe(),
+    ):
         super().__init__()
-        self.fc1 = OperatorLinear(embed_dim, ffn_dim, operators, weight_sharing)
-        self.fc2 = OperatorLinear(ffn_dim, embed_dim, operators, weight_sharing)
+        self.fc1 = OperatorLinear(embed_dim, ffn_dim, operators, weight_sharing, recipe)
+        self.fc2 = OperatorLinear(ffn_dim, embed_dim, operators, weight_sharing, recipe)
         if "add" in operators:
             self.add_norm1 = nn.LayerNorm(ffn_dim)
             self.add_norm2 = nn.LayerNorm(embed_dim)

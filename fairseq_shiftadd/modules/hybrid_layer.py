@@ -23,6 +23,7 @@ from .elastic import elastic_layer_norm, scaled_dropout
 from .elastic_attention import ElasticAttention
 from .feed_forward import FeedForward
 from .lightweight_branch import BRANCH_KINDS, LightweightBranches
+from .operator_recipe import OperatorRecipe
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,7 @@ class LayerOptions:
     dropout: float = 0.1
     attention_dropout: float = 0.1
     activation_dropout: float = 0.0
+    recipe: OperatorRecipe = OperatorRecipe()
 
 
 class HybridLayer(nn.Module):
@@ -81,10 +83,10 @@ class HybridLayer(nn.Module):
         kinds = [kind for kind in BRANCH_KINDS if any(block_branch(block) == kind for block in blocks)]
         if kinds:
             self.branches = LightweightBranches(
-                embed_dim, kinds, kernel_size, causal, options.lightweight_heads, options.weight_sharing
+                embed_dim, kinds, kernel_size, causal, options.lightweight_heads, options.weight_sharing, options.recipe
             )
         self.self_attn_layer_norm = nn.LayerNorm(embed_dim)
-        self.ffn = FeedForward(embed_dim, ffn_dim, ffn_types, options.weight_sharing, options.activation_dropout)
+        self.ffn = FeedForward(embed_dim, ffn_dim, ffn_types, options.weight_sharing, options.activation_dropout, options.recipe)
         self.final_layer_norm = nn.LayerNorm(embed_dim)
         self.causal = causal
 

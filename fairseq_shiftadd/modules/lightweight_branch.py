@@ -21,6 +21,7 @@ from torch import Tensor, nn
 from ..hardware.ops import OpRecord
 from .add_conv import AddConv1d
 from .elastic import elastic_linear
+from .operator_recipe import OperatorRecipe
 from .shift_linear import ShiftLinear
 
 BRANCH_KINDS = ("conv", "add", "shiftadd")
@@ -49,9 +50,13 @@ class LightweightBranches(nn.Module):
         causal: decoder (pad K-1 on the left) or encoder ("same" padding).
         heads: filter heads (fixed per model, so channels stay elastic).
         weight_sharing: ``none`` or a sharing mode (linear1/linear2 shared across kinds).
+        recipe: how the shiftadd branch's shift layer is parametrised.
     """
 
-    def __init__(self, dim: int, kinds: Sequence[str], kernel_size: int, causal: bool, heads: int, weight_sharing: str):
+    def __init__(
+        self, dim: int, kinds: Sequence[str], kernel_size: int, causal: bool, heads: int, weight_sharing: str,
+        recipe: OperatorRecipe = OperatorRecipe(),
+    ):
         super().__init__()
         self.kinds = tuple(kinds)
         self.heads = heads
@@ -67,7 +72,7 @@ class LightweightBranches(nn.Module):
         }
         self.filters = nn.ModuleDict({kind: filters["conv" if kind == "conv" else "add"]() for kind in self.kinds})
         if "shiftadd" in self.kinds:
-            self.shift = ShiftLinear(dim, dim)
+            self.shift = ShiftLinear(dim, dim, parametrization=recipe.shift_parametrization)
 
     def _owner(self, kind: str) -> str:
         return "shared" if "shared" in self.linear1 else kind

@@ -2,8 +2,9 @@
 
 The three ``--weight-sharing`` modes of the paper's ablation live here and nowhere else:
 
-* ``none``: every operator owns its weights (an ``nn.Linear``, a DeepShift-PS ``ShiftLinear``,
-  an AdderNet ``AddLinear``), what the public NLP code does;
+* ``none``: every operator owns its weights (an ``nn.Linear``, a ``ShiftLinear``, an AdderNet
+  ``AddLinear``, the last two parametrised by the :class:`OperatorRecipe`), what the public NLP
+  code does;
 * ``plain``: one float tensor; shift rounds it to powers of two, add uses it as is;
 * ``heterogeneous``: as ``plain``, but add uses T(w) (:class:`LaplaceTransform`) and reports a KL
   regulariser towards a Laplacian.
@@ -19,6 +20,7 @@ from ..hardware.ops import OpRecord
 from .add_linear import AddLinear, add_linear
 from .elastic import elastic_linear
 from .laplace_transform import LaplaceTransform
+from .operator_recipe import OperatorRecipe
 from .shift_linear import ShiftLinear, power_of_two
 
 WEIGHT_SHARING_MODES = ("none", "plain", "heterogeneous")
@@ -31,9 +33,13 @@ class OperatorLinear(nn.Module):
         in_features / out_features: the largest sizes.
         operators: the operators this position can run (a standalone subnet passes one).
         weight_sharing: ``none``, ``plain`` or ``heterogeneous``.
+        recipe: how ``none`` parametrises its shift and add layers (shared modes use the shared weight).
     """
 
-    def __init__(self, in_features: int, out_features: int, operators: Sequence[str], weight_sharing: str = "none"):
+    def __init__(
+        self, in_features: int, out_features: int, operators: Sequence[str], weight_sharing: str = "none",
+        recipe: OperatorRecipe = OperatorRecipe(),
+    ):
         super().__init__()
         if weight_sharing not in WEIGHT_SHARING_MODES:
             raise ValueError(f"weight_sharing must be one of {WEIGHT_SHARING_MODES}, got {weight_sharing!r}")
@@ -45,8 +51,8 @@ class OperatorLinear(nn.Module):
         if weight_sharing == "none":
             makers = {
                 "mult": lambda: nn.Linear(in_features, out_features),
-                "shift": lambda: ShiftLinear(in_features, out_features),
-                "add": lambda: AddLinear(in_features, out_features, bias=True),
+                "shift": lambda: ShiftLinear(in_features, out_features, parametrization=recipe.shift_parametrization),
+                "add": lambda: AddLinear(in_features, out_features, bias=True, gain=recipe.add_gain(in_features)),
             }
             self.ops = nn.ModuleDict({op: makers[op]() for op in self.operators})
         else:
@@ -63,7 +69,7 @@ class OperatorLinear(nn.Module):
             bias = layer.bias[:out_features] if layer.bias is not None else None
             if operator == "shift":
                 return F.linear(x, layer.effective_weight(out_features, x.size(-1)), bias)
-            return add_linear(x, layer.weight[:out_features, : x.size(-1)], bias, eta=layer.eta)
+            return add_linear(x, layer.subtracted_weight(out_features, x.size(-1)), bias, eta=layer.eta)
         weight = self.shared.weight[:out_features, : x.size(-1)]
         bias = self.shared.bias[:out_features]
         if operator == "mult":

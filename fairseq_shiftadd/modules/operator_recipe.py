@@ -1,0 +1,44 @@
+"""How the shift and add operators are parametrised: our recipe and the paper's.
+
+Shift and add layers trained the way the public ShiftAddNAS code trains them learn far more
+slowly per update than multiplication under Adam (docs/operators.md has the measurements): a
+DeepShift-PS exponent moves 1e-3 per update and changes after hundreds of updates, and AdderNet
+weights initialised at nn.Linear's scale (about 1/sqrt(fan_in)) sit far inside the input's range,
+where -sum|x - w| is nearly a linear function of sign(x), and Adam needs thousands of updates to
+move them to the input's scale. Our recipe fixes both; ``PAPER_RECIPE`` keeps the public code's.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from .shift_linear import SHIFT_PARAMETRIZATIONS
+
+ADD_WEIGHT_SCALES = ("input", "linear")
+
+
+@dataclass(frozen=True)
+class OperatorRecipe:
+    """Args:
+        shift_parametrization: ``latent`` (a float weight rounded to powers of two in the forward
+            pass) or ``deepshift-ps`` (trained sign and exponent), see :class:`ShiftLinear`.
+        add_weight_scale: ``input``: an add layer's weight is sqrt(fan_in) times a parameter
+            initialised as nn.Linear's, so it starts on the scale of a normalised input (U(-1, 1))
+            and Adam moves it sqrt(fan_in) times faster; ``linear``: the parameter itself.
+    """
+
+    shift_parametrization: str = "latent"
+    add_weight_scale: str = "input"
+
+    def __post_init__(self) -> None:
+        if self.shift_parametrization not in SHIFT_PARAMETRIZATIONS:
+            raise ValueError(f"shift_parametrization must be one of {SHIFT_PARAMETRIZATIONS}, got {self.shift_parametrization!r}")
+        if self.add_weight_scale not in ADD_WEIGHT_SCALES:
+            raise ValueError(f"add_weight_scale must be one of {ADD_WEIGHT_SCALES}, got {self.add_weight_scale!r}")
+
+    def add_gain(self, in_features: int) -> float:
+        """The factor between an add layer's parameter and the weight it subtracts, for fan-in ``in_features``."""
+        return math.sqrt(in_features) if self.add_weight_scale == "input" else 1.0
+
+
+PAPER_RECIPE = OperatorRecipe(shift_parametrization="deepshift-ps", add_weight_scale="linear")
