@@ -55,11 +55,12 @@ def sh(args: list, log: Path) -> str:
     return proc.stdout
 
 
-def side_by_side(jobs: dict[str, list], logs: Path, at_once: int | None = None) -> None:
+def side_by_side(jobs: dict[str, list], logs: Path, at_once: int | None = None, append: bool = False) -> None:
     """Run a stage's jobs, one thread each, ``at_once`` at a time (None: all), so every job gets the same CPU share.
 
     Every job of a stage stops at the same wall-clock budget, so ``at_once`` equal to the number of
-    cores gives each job a whole core, in waves.
+    cores gives each job a whole core, in waves. Job NAME logs to ``logs/NAME.log``, appended to
+    with ``append`` (a resumed training keeps its earlier log).
     """
     if not jobs:
         return
@@ -70,7 +71,7 @@ def side_by_side(jobs: dict[str, list], logs: Path, at_once: int | None = None) 
         while queue and len(running) < (at_once or len(jobs)):
             name, args = queue.pop(0)
             print("+", " ".join(map(str, args)), flush=True)
-            log = open(logs / f"{name}.log", "w")
+            log = open(logs / f"{name}.log", "a" if append else "w")
             proc = subprocess.Popen(list(map(str, args)), cwd=REPO, env=venv_env(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1"),
                                     stdout=log, stderr=subprocess.STDOUT)
             running[name] = (proc, log)

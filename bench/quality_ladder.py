@@ -1,0 +1,234 @@
+"""Where does a hybrid lose quality? A ladder of Multi30k models, all at the same number of updates.
+
+Every row trains with one recipe (the baseline's, ``quality_multi30k.recipe``) for ``--updates``
+updates, one thread each, validation loss every 100 updates; runs resume from checkpoint_last.pt,
+so a larger ``--updates`` extends them and an interrupted ladder continues where it stopped.
+
+Rows (``--rows``, default all, in this order):
+
+* ``baseline``: fairseq ``transformer`` (3+3 layers, d 256, FFN 512);
+* ``subnet``: the same network as a ``shiftadd_transformer`` subnet (must match ``baseline``);
+* ``ffn-shift`` / ``ffn-add``: the subnet with shift / add FFNs in every layer;
+* ``enc-attn+add`` / ``enc-attn+shiftadd`` / ``enc-conv``: the subnet with those encoder blocks;
+* ``hat-50``: the best multiplication-only subnet a search finds under 50% of the baseline's
+  32-bit op-count energy (the HAT baseline: supernet and search on ``configs/spaces/multi30k-mult.yml``);
+* ``hybrid-25`` / ``hybrid-50`` / ``hybrid-75``: the hybrid the search finds on
+  ``configs/spaces/multi30k.yml`` under 25/50/75% of that energy.
+
+Searched rows train a heterogeneous supernet first (``--supernet-updates``, sandwich sampling),
+search on the first ``--valid-sentences`` validation sentences, then retrain from scratch. Scores
+are sacreBLEU on test_2016_flickr of checkpoint_best.pt (selected on validation loss only).
+Writes WORK/ladder.json, WORK/ladder.md (the table) and WORK/learning_curves.png.
+
+    .venv/bin/python bench/quality_ladder.py --work /work/m30k-ladder --updates 1000
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+from pathlib import Path
+
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from quality_multi30k import BIN, EVOLUTION, REPO, cost, score, sh, side_by_side  # noqa: E402
+
+from fairseq_shiftadd.hardware.costing import SubnetCoster  # noqa: E402
+from fairseq_shiftadd.search.space import load_subnet_file  # noqa: E402
+
+BASELINE_SUBNET = REPO / "configs/subnets/multi30k-baseline.yml"
+SPACES = {"hybrid": REPO / "configs/spaces/multi30k.yml", "mult": REPO / "configs/spaces/multi30k-mult.yml"}
+LAYERS = 3
+
+
+def same_in_every_layer(key: str, value: str, sides=("encoder", "decoder")) -> dict:
+    return {f"{side}-{key}-all-subtransformer": [value] * LAYERS for side in sides}
+
+
+# Fixed rows: changes to the baseline subnet's YAML keys.
+FIXED_ROWS = {
+    "subnet": {},
+    "ffn-shift": same_in_every_layer("ffn-types", "shift"),
+    "ffn-add": same_in_every_layer("ffn-types", "add"),
+    "enc-attn+add": same_in_every_layer("block-types", "attn+add", ("encoder",)),
+    "enc-attn+shiftadd": same_in_every_layer("block-types", "attn+shiftadd", ("encoder",)),
+    "enc-conv": same_in_every_layer("block-types", "conv", ("encoder",)),
+}
+# Searched rows: (supernet / space, fraction of the baseline's 32-bit op-count energy).
+SEARCHED_ROWS = {"hat-50": ("mult", 0.5), "hybrid-25": ("hybrid", 0.25), "hybrid-50": ("hybrid", 0.5), "hybrid-75": ("hybrid", 0.75)}
+ROWS = ("baseline", *FIXED_ROWS, *SEARCHED_ROWS)
+VALIDATE_EVERY = 100
+BASELINE_ARCH = [
+    "--arch", "transformer", "--encoder-layers", "3", "--decoder-layers", "3", "--encoder-embed-dim", "256",
+    "--decoder-embed-dim", "256", "--encoder-ffn-embed-dim", "512", "--decoder-ffn-embed-dim", "512",
+    "--encoder-attention-heads", "4", "--decoder-attention-heads", "4",
+]
+
+
+def recipe(save: Path, updates: int, warmup: int = 400) -> list:
+    """The Multi30k baseline recipe at a fixed number of updates, validating every VALIDATE_EVERY."""
+    return [
+        "--optimizer", "adam", "--adam-betas", "(0.9,0.98)", "--lr", "1e-3", "--lr-scheduler", "inverse_sqrt",
+        "--warmup-updates", str(warmup), "--criterion", "label_smoothed_cross_entropy", "--label-smoothing", "0.1",
+        "--dropout", "0.3", "--max-tokens", "4096", "--max-update", str(updates), "--max-epoch", "1000",
+        "--save-dir", save, "--no-epoch-checkpoints", "--no-progress-bar", "--log-interval", "50", "--cpu",
+        "--num-workers", "0", "--seed", "1", "--share-all-embeddings", "--valid-subset", "valid",
+        "--validate-interval-updates", str(VALIDATE_EVERY), "--save-interval-updates", str(VALIDATE_EVERY),
+        "--keep-interval-updates", "1",
+    ]
+
+
+def valid_curve(log: Path, key: str = "loss") -> dict[int, float]:
+    """{num_updates: validation ``key`` (loss, nll_loss)} from every run's log of one model (resumed runs appended)."""
+    curve = {}
+    if log.is_file():
+        for line in log.read_text().splitlines():
+            if "valid on 'valid' subset" in line:
+                loss, updates = re.search(rf"\| {key} ([\d.]+)", line), re.search(r"num_updates (\d+)", line)
+                if loss and updates:
+                    curve[int(updates.group(1))] = float(loss.group(1))
+    return dict(sorted(curve.items()))
+
+
+def trained_updates(save: Path) -> int:
+    """Updates in ``save``'s checkpoint_last.pt (0: none yet)."""
+    last = save / "checkpoint_last.pt"
+    if not last.is_file():
+        return 0
+    import torch
+    return torch.load(last, map_location="cpu", weights_only=True)["optimizer_history"][-1]["num_updates"]
+
+
+def write_fixed_subnet(changes: dict, out: Path) -> Path:
+    subnet = yaml.safe_load(BASELINE_SUBNET.read_text())
+    subnet.update(changes)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(yaml.safe_dump(subnet, sort_keys=False))
+    return out
+
+
+def appended_log(name: str, logs: Path) -> Path:
+    """Each training appends to logs/NAME.log so a resumed run keeps the earlier curve."""
+    return logs / f"{name}.log"
+
+
+def plot(curves: dict[str, dict[int, float]], out: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for name, curve in curves.items():
+        if curve:
+            ax.plot(list(curve), list(curve.values()), marker="o", markersize=3, label=name,
+                    linestyle="--" if name == "baseline" else "-", color="black" if name == "baseline" else None)
+    ax.set_xlabel("updates")
+    ax.set_ylabel("validation loss (label-smoothed cross-entropy, base 2)")
+    ax.set_title("Multi30k En-De, one recipe, equal updates")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out.with_suffix(".tmp.png"), dpi=120)
+    os.replace(out.with_suffix(".tmp.png"), out)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--raw-dir", default=str(REPO.parent / "shared/data/multi30k"), help="Multi30k raw files")
+    parser.add_argument("--work", default="/work/m30k-ladder", help="work directory (keep it outside the repository)")
+    parser.add_argument("--rows", nargs="+", choices=ROWS, default=list(ROWS), metavar="ROW", help=f"rows to train: {' '.join(ROWS)}")
+    parser.add_argument("--updates", type=int, default=1000, help="updates of every row")
+    parser.add_argument("--supernet-updates", type=int, default=1000, help="updates of the supernets of the searched rows")
+    parser.add_argument("--supernet-warmup", type=int, default=100, help="learning-rate warm-up updates of the supernets")
+    parser.add_argument("--valid-sentences", type=int, default=200, help="validation sentences the search scores")
+    parser.add_argument("--at-once", type=int, default=2, help="trainings at a time, one thread each (cores)")
+    parser.add_argument("--no-score", action="store_true", help="train only; no BLEU, no table")
+    parser.add_argument("--extra", nargs=argparse.REMAINDER, default=[],
+                        help="fairseq-train options given to every shiftadd_transformer row (a lever under test)")
+    args = parser.parse_args()
+    work = Path(args.work)
+    logs = work / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    data = work / "multi30k/data-bin"
+    if not (data / "test.en-de.de.bin").exists():
+        sh(["bash", "data-prep/prepare-multi30k.sh", "--raw-dir", args.raw_dir, "--out", work / "multi30k"], logs / "prep.log")
+    vocab = sum(1 for _ in open(data / "dict.en.txt")) + 4
+    train = [BIN / "fairseq-train", data, "--user-dir", "fairseq_shiftadd"]
+
+    subnets = {"baseline": BASELINE_SUBNET}
+    subnets.update({name: write_fixed_subnet(FIXED_ROWS[name], work / "subnets" / f"{name}.yml") for name in FIXED_ROWS})
+    searched = [name for name in args.rows if name in SEARCHED_ROWS]
+    spaces = sorted({SEARCHED_ROWS[name][0] for name in searched})
+    side_by_side({
+        f"supernet-{space}": [*train, "--task", "shiftadd_supernet_translation", "--arch", "shiftadd_supernet_wmt_en_de",
+                              "--search-space", SPACES[space], "--sandwich", "--weight-sharing", "heterogeneous",
+                              *recipe(work / f"supernet-{space}", args.supernet_updates, args.supernet_warmup)]
+        for space in spaces if trained_updates(work / f"supernet-{space}") < args.supernet_updates
+    }, logs, args.at_once, append=True)
+
+    base_energy = cost(BASELINE_SUBNET, 32, vocab)["energy_mj"]
+    jobs = {}
+    for space in spaces:
+        fractions = sorted(SEARCHED_ROWS[name][1] for name in searched if SEARCHED_ROWS[name][0] == space)
+        budgets = [round(fraction * base_energy, 6) for fraction in fractions]
+        out = work / f"search-{space}"
+        for name in searched:
+            if SEARCHED_ROWS[name][0] == space:  # shiftadd-search writes one folder per budget when given several
+                budget = f"budget-{round(SEARCHED_ROWS[name][1] * base_energy, 6):g}"
+                subnets[name] = (out / budget if len(budgets) > 1 else out) / "best.yml"
+        if not all(subnets[name].exists() for name in searched if SEARCHED_ROWS[name][0] == space):
+            jobs[out.name] = [BIN / "shiftadd-search", data, "--path", work / f"supernet-{space}/checkpoint_best.pt",
+                              "--search-space", SPACES[space], "--energy-mj", ",".join(f"{b:g}" for b in budgets),
+                              *EVOLUTION, "--max-sentences-valid", str(args.valid_sentences), "--out", out, "--no-progress"]
+    side_by_side(jobs, logs, args.at_once)
+
+    jobs = {}
+    for name in args.rows:
+        if trained_updates(work / name) >= args.updates:
+            continue
+        arch = BASELINE_ARCH if name == "baseline" else ["--arch", "shiftadd_transformer", "--subnet", subnets[name], *args.extra]
+        jobs[name] = [*train, *arch, *recipe(work / name, args.updates)]
+    side_by_side(jobs, logs, args.at_once, append=True)
+    if args.no_score:
+        return
+
+    coster = SubnetCoster(None, vocab_size=vocab)
+    rows, curves = [], {}
+    for name in args.rows:
+        save = work / name
+        if not (save / "checkpoint_best.pt").exists():
+            continue
+        curve = curves[name] = valid_curve(appended_log(name, logs))
+        subnet = load_subnet_file(subnets[name])
+        scored = score(save / "checkpoint_best.pt", data, subnets[name], logs / f"score-{name}.log")
+        rows.append({
+            "model": name, "levers": " ".join(args.extra) if name != "baseline" and args.extra else "-",
+            "energy_mj_32": coster.energy_mj(subnet, bits=32), "energy_mj_8": coster.energy_mj(subnet, bits=8),
+            "accelerator_mj_32": coster.energy_mj(subnet, bits=32, hardware="accelerator"),
+            "params_m": coster.params(subnet) / 1e6, "valid_loss": curve, "updates": max(curve, default=0),
+            "sacrebleu": scored["sacrebleu"], "signature": scored["signature"],
+        })
+    (work / "ladder.json").write_text(json.dumps(rows, indent=1))
+    plot(curves, work / "learning_curves.png")
+    marks = (500, 1000)
+    lines = [
+        "| model | levers | energy mJ 32-bit | 8-bit | accelerator mJ | params M | "
+        + " | ".join(f"val loss @{m}" for m in marks) + " | val loss final (updates) | sacreBLEU |",
+        "|---|---|---|---|---|---|" + "---|" * len(marks) + "---|---|",
+    ]
+    for r in rows:
+        at = " | ".join(f"{r['valid_loss'][m]:.3f}" if m in r["valid_loss"] else "-" for m in marks)
+        final = f"{r['valid_loss'][r['updates']]:.3f} ({r['updates']})" if r["updates"] else "-"
+        lines.append(f"| {r['model']} | {r['levers']} | {r['energy_mj_32']:.4f} | {r['energy_mj_8']:.4f} | "
+                     f"{r['accelerator_mj_32']:.4f} | {r['params_m']:.2f} | {at} | {final} | {r['sacrebleu']:.2f} |")
+    if rows:
+        lines.append(f"\nsacreBLEU signature: {rows[0]['signature']}")
+    (work / "ladder.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

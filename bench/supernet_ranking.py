@@ -1,0 +1,120 @@
+"""Can the supernet rank subnets? Kendall tau between inherited-weight and retrained validation loss.
+
+The search trusts a subnet's validation loss with weights inherited from the supernet. This bench
+picks ``--subnets`` subnets of the space spread evenly over its 32-bit op-count energy range (from
+a seeded pool of random subnets), retrains each from scratch with the ladder's recipe for
+``--updates`` updates (one thread each, resumable), and compares, per supernet given with
+``--path``, the inherited-weight loss (the search's own fitness: cross-entropy in bits on the
+validation set) with the retrained one (fairseq's validation nll_loss at ``--updates``). The
+retrainings do not depend on the supernet, so a changed supernet is re-scored without retraining.
+Writes WORK/ranking/ranking.json and WORK/ranking/ranking.png.
+
+    .venv/bin/python bench/supernet_ranking.py --work /work/m30k-ladder \\
+        --path /work/m30k-ladder/supernet-hybrid/checkpoint_best.pt --subnets 8 --updates 600
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from quality_ladder import SPACES, recipe, trained_updates, valid_curve  # noqa: E402
+from quality_multi30k import BIN, side_by_side  # noqa: E402
+
+from fairseq_shiftadd.hardware.costing import SubnetCoster  # noqa: E402
+from fairseq_shiftadd.search.space import SearchSpace, write_subnet  # noqa: E402
+
+
+def spread_over_energy(space: SearchSpace, coster: SubnetCoster, count: int, pool: int, seed: int) -> list:
+    """``count`` distinct subnets at evenly spaced quantiles of the energy of ``pool`` random subnets."""
+    rng = random.Random(seed)
+    candidates = sorted({space.sample(rng) for _ in range(pool)}, key=lambda s: coster.energy_mj(s))
+    picks = [candidates[round((i + 0.5) / count * (len(candidates) - 1))] for i in range(count)]
+    return list(dict.fromkeys(picks))
+
+
+def plot(results: dict, out: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    retrained = [r["retrained_loss"] for r in results["subnets"]]
+    for supernet, scores in results["supernets"].items():
+        ax.scatter(scores["inherited_losses"], retrained, label=f"{supernet} (tau {scores['kendall_tau']:.2f})")
+    ax.set_xlabel("validation loss with inherited supernet weights (bits/token)")
+    ax.set_ylabel("validation loss retrained from scratch (bits/token)")
+    ax.set_title(f"Supernet ranking, {len(retrained)} subnets")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out.with_suffix(".tmp.png"), dpi=120)
+    os.replace(out.with_suffix(".tmp.png"), out)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--work", default="/work/m30k-ladder", help="the ladder's work directory (data, supernets)")
+    parser.add_argument("--path", nargs="+", required=True, metavar="CKPT", help="supernet checkpoints to score")
+    parser.add_argument("--space", choices=sorted(SPACES), default="hybrid", help="search space of the supernets")
+    parser.add_argument("--subnets", type=int, default=8, help="subnets to retrain, spread over the energy range")
+    parser.add_argument("--pool", type=int, default=2000, help="random subnets the spread is chosen from")
+    parser.add_argument("--seed", type=int, default=1, help="seed of the pool")
+    parser.add_argument("--updates", type=int, default=600, help="updates of every retraining")
+    parser.add_argument("--at-once", type=int, default=2, help="trainings at a time, one thread each (cores)")
+    args = parser.parse_args()
+    if args.subnets < 3:
+        raise SystemExit("supernet_ranking: --subnets must be at least 3")
+    work = Path(args.work)
+    out = work / "ranking"
+    logs = out / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    data = work / "multi30k/data-bin"
+    vocab = sum(1 for _ in open(data / "dict.en.txt")) + 4
+    space = SearchSpace.from_file(SPACES[args.space])
+    coster = SubnetCoster(space, vocab_size=vocab)
+    subnets = spread_over_energy(space, coster, args.subnets, args.pool, args.seed)
+    names = [f"subnet-{i}" for i in range(len(subnets))]
+    for name, subnet in zip(names, subnets):
+        write_subnet(subnet, out / f"{name}.yml")
+
+    side_by_side({
+        name: [BIN / "fairseq-train", data, "--user-dir", "fairseq_shiftadd", "--arch", "shiftadd_transformer",
+               "--subnet", out / f"{name}.yml", *recipe(out / name, args.updates)]
+        for name in names if trained_updates(out / name) < args.updates
+    }, logs, args.at_once, append=True)
+
+    from scipy.stats import kendalltau
+    from fairseq_shiftadd.search.fitness import SupernetFitness
+
+    retrained = []
+    for name in names:
+        curve = valid_curve(logs / f"{name}.log", key="nll_loss")
+        if args.updates not in curve:
+            raise SystemExit(f"supernet_ranking: {logs / (name + '.log')} has no validation at update {args.updates}")
+        retrained.append(curve[args.updates])
+    results = {"updates": args.updates, "subnets": [
+        {"name": name, "energy_mj_32": coster.energy_mj(subnet), "retrained_loss": loss}
+        for name, subnet, loss in zip(names, subnets, retrained)
+    ], "supernets": {}}
+    for path in args.path:
+        inherited = SupernetFitness(str(data), path, space).losses(subnets)
+        tau = kendalltau(inherited, retrained).statistic
+        results["supernets"][path] = {"inherited_losses": inherited, "kendall_tau": tau}
+    (out / "ranking.json").write_text(json.dumps(results, indent=1))
+    plot(results, out / "ranking.png")
+    print("| subnet | energy mJ (32-bit) | retrained val loss | " + " | ".join(f"inherited ({Path(p).parent.name})" for p in args.path) + " |")
+    print("|---|---|---|" + "---|" * len(args.path))
+    for i, r in enumerate(results["subnets"]):
+        inherited = " | ".join(f"{results['supernets'][p]['inherited_losses'][i]:.3f}" for p in args.path)
+        print(f"| {r['name']} | {r['energy_mj_32']:.4f} | {r['retrained_loss']:.3f} | {inherited} |")
+    for path, scores in results["supernets"].items():
+        print(f"Kendall tau, {path}: {scores['kendall_tau']:.3f}")
+
+
+if __name__ == "__main__":
+    main()
