@@ -7,7 +7,7 @@ from __future__ import annotations
 import dataclasses
 
 from fairseq_shiftadd.hardware.costing import SubnetCoster
-from fairseq_shiftadd.search.space import SearchSpace, load_subnet_file
+from fairseq_shiftadd.space import SearchSpace, load_subnet_file
 
 PUBLIC_MJ = {"Transformer-base": 69.41, "Transformer-big": 214.34}  # DESIGN.md section 5 (accelerator, 32-bit)
 

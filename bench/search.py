@@ -27,11 +27,11 @@ from bench_common import BIN, ROOT, load, run  # noqa: E402  (bench/ is the scri
 
 sys.path.insert(0, str(ROOT))
 
-from fairseq_shiftadd.cli.search import data_vocab_size  # noqa: E402
+from fairseq_shiftadd.data.sized_dictionary import data_vocab_size  # noqa: E402
 from fairseq_shiftadd.hardware.costing import SubnetCoster  # noqa: E402
 from fairseq_shiftadd.search.evolution import EvolutionConfig  # noqa: E402
 from fairseq_shiftadd.search.fitness import SupernetFitness  # noqa: E402
-from fairseq_shiftadd.search.space import SearchSpace, Subnet  # noqa: E402
+from fairseq_shiftadd.space import SearchSpace, Subnet  # noqa: E402
 
 SPACE = "configs/spaces/tiny.yml"
 

@@ -9,7 +9,7 @@ import pytest
 
 from fairseq_shiftadd.hardware import accelerator as acc
 from fairseq_shiftadd.hardware.energy_table import UNIT_ENERGY_PJ, op_energy_pj
-from fairseq_shiftadd.hardware.ops import OpRecord
+from fairseq_shiftadd.op_record import OpRecord
 from fairseq_shiftadd.hardware.tiling import FACTORS, Shape, valid_tilings
 
 

@@ -9,7 +9,7 @@ import pytest
 from conftest import run
 from fairseq_shiftadd.hardware.costing import SubnetCoster
 from fairseq_shiftadd.hardware.energy_table import UNIT_ENERGY_PJ
-from fairseq_shiftadd.search.space import SearchSpace, load_subnet_file
+from fairseq_shiftadd.space import SearchSpace, load_subnet_file
 
 BASE = "configs/subnets/transformer-base.yml"
 WMT = SearchSpace.from_file("configs/spaces/wmt14.en-de.yml")

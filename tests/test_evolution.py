@@ -24,7 +24,7 @@ from fairseq_shiftadd.search.evolution import (
     evolve_budgets,
     pareto_front,
 )
-from fairseq_shiftadd.search.space import SearchSpace, Subnet
+from fairseq_shiftadd.space import SearchSpace, Subnet
 
 ROOT = Path(__file__).resolve().parents[1]
 SPACE = SearchSpace.from_file(ROOT / "configs/spaces/tiny.yml")

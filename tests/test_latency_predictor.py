@@ -14,19 +14,16 @@ from fairseq.logging import metrics
 from scipy.stats import kendalltau
 
 from fairseq_shiftadd.criterions.latency_predictor import LatencyPredictorCriterion
-from fairseq_shiftadd.hardware.features import (
+from fairseq_shiftadd.hardware.features import feature_layout, subnet_feature_matrix, subnet_features
+from fairseq_shiftadd.hardware.latency_dataset import (
     LatencyDataError,
     LatencyRecord,
     append_latency_record,
-    feature_layout,
     read_latency_records,
-    space_fingerprint,
-    subnet_feature_matrix,
-    subnet_features,
 )
 from fairseq_shiftadd.hardware.predictor import LatencyPredictor
 from fairseq_shiftadd.models.latency_mlp import LatencyMLP, parse_hidden_dims
-from fairseq_shiftadd.search.space import SearchSpace, SpaceError, Subnet
+from fairseq_shiftadd.space import SearchSpace, SpaceError, Subnet
 from fairseq_shiftadd.tasks.latency_prediction import split_records
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -186,13 +183,13 @@ def test_predictor_refuses_a_model_of_another_space(space):
     other = SearchSpace.from_dict(
         {**yaml.safe_load(TINY.read_text()), "name": "tiny2"}, name_hint="tiny2"
     )
-    assert space_fingerprint(other) == space_fingerprint(space)  # renaming keeps the identity
+    assert other.fingerprint() == space.fingerprint()  # renaming keeps the identity
     raw = yaml.safe_load(TINY.read_text())
     raw["decoder"]["layer-num"] = [1, 2, 3]
     raw["decoder"]["kernel-sizes"] = [3, 5, 7]
     raw["name"] = "bigger"
     bigger = SearchSpace.from_dict(raw, name_hint="bigger")
-    model = LatencyMLP(feature_layout(space).dim, [8], 5.0, 2.0, space_fingerprint(space))
+    model = LatencyMLP(feature_layout(space).dim, [8], 5.0, 2.0, space.fingerprint())
     with pytest.raises(SpaceError, match="trained for another search space than bigger"):
         LatencyPredictor(model, bigger)
 

@@ -8,13 +8,13 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from fairseq_shiftadd.cli.measure_latency import main, planned_subnets
+from fairseq_shiftadd.cli.measure_latency import main
 from fairseq_shiftadd.data.sized_dictionary import dictionary_of_size
-from fairseq_shiftadd.hardware.features import read_latency_records
+from fairseq_shiftadd.hardware.latency_dataset import planned_subnets, read_latency_records
 from fairseq_shiftadd.hardware import latency as latency_module
 from fairseq_shiftadd.hardware.latency import measure_latency, pinned_threads, trimmed_mean
 from fairseq_shiftadd.models.shiftadd_transformer import ShiftAddTransformer, ShiftAddTransformerConfig
-from fairseq_shiftadd.search.space import SearchSpace, Subnet
+from fairseq_shiftadd.space import SearchSpace, Subnet
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "configs" / "spaces" / "tiny.yml"

@@ -255,7 +255,7 @@ def cost(demo: Demo, subnet_yml: Path, bits: int) -> dict:
 def budgets(demo: Demo) -> dict[str, float]:
     """Half the baseline's energy and the baseline's predicted latency; kept in OUT/search/budgets.json."""
     from ..hardware.predictor import LatencyPredictor
-    from ..search.space import SearchSpace
+    from ..space import SearchSpace
 
     space = SearchSpace.from_file(SPACE)
     baseline_energy = cost(demo, demo.baseline_yml, 32)["total"]["energy_mj"]
@@ -267,7 +267,7 @@ def budgets(demo: Demo) -> dict[str, float]:
 
 def stage_search(demo: Demo) -> None:
     """Evolutionary search under an energy and a predicted-latency budget (resumable by itself)."""
-    from ..search.space import SearchSpace, write_subnet
+    from ..space import SearchSpace, write_subnet
 
     s = demo.settings
     demo.note(f"baseline = the space's largest subnet (all attention, mult FFN) -> {shown(demo.baseline_yml)}")
@@ -351,7 +351,7 @@ def describe(subnet) -> str:
 def stage_report(demo: Demo) -> None:
     """Collect scores, costs and measured latencies into OUT/report.md."""
     from ..hardware.predictor import LatencyPredictor
-    from ..search.space import SearchSpace
+    from ..space import SearchSpace
 
     space = SearchSpace.from_file(SPACE)
     predictor = LatencyPredictor.from_checkpoint(demo.predictor, space=space)

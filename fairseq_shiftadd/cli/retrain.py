@@ -19,9 +19,10 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from ..search.space import load_subnet_file
+from ..space import load_subnet_file
 from .average import average_checkpoints, last_epoch_checkpoints, write_checkpoint
-from .common import USER_DIR, user_errors_to_exit
+from ..errors import InvalidInput, MissingInput, user_errors_to_exit
+from .common import USER_DIR
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -63,16 +64,16 @@ def train_command(args: argparse.Namespace, extra: Sequence[str]) -> list[str]:
 def check(args: argparse.Namespace) -> None:
     """Refuse test-set selection and obviously wrong inputs before a long run starts."""
     if "test" in args.valid_subset.split(","):
-        raise ValueError("--valid-subset must not include test: checkpoints are selected on validation data only")
+        raise InvalidInput("--valid-subset must not include test: checkpoints are selected on validation data only")
     if not Path(args.data).is_dir():
-        raise FileNotFoundError(f"data directory {args.data} does not exist")
+        raise MissingInput(f"data directory {args.data} does not exist")
     load_subnet_file(args.subnet)
     if args.max_update < 1 or args.warmup_updates < 0 or args.warmup_updates >= args.max_update:
-        raise ValueError(
+        raise InvalidInput(
             f"--warmup-updates ({args.warmup_updates}) must be >= 0 and below --max-update ({args.max_update})"
         )
     if args.average_last < 0:
-        raise ValueError(f"--average-last must be >= 0, got {args.average_last}")
+        raise InvalidInput(f"--average-last must be >= 0, got {args.average_last}")
 
 
 @user_errors_to_exit

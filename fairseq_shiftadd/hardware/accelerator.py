@@ -41,7 +41,8 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from .energy_table import MEMORY_ENERGY_RATIO, UNIT_ENERGY_PJ, unit_energy_pj
-from .ops import OPERATORS, OpRecord
+from ..op_record import OpRecord
+from ..space import OPERATORS
 from .tiling import FACTORS, Shape, ordered_factorisations, valid_tilings
 
 CONVENTIONS = ("ours", "public")

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from .energy_table import MEMORY_ENERGY_RATIO, op_energy_pj, unit_energy_pj
-from .ops import OpRecord
+from ..op_record import OpRecord
 
 PJ_PER_MJ = 1e9
 

@@ -27,6 +27,7 @@ from typing import Any, Iterator
 
 import torch
 from torch import nn
+from ..errors import InvalidInput
 
 
 def describe_device(device: torch.device) -> str:
@@ -59,7 +60,7 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     except RuntimeError:
         raise ValueError(f"device must be 'cpu' or 'cuda[:N]', got {device!r}") from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device} requested but CUDA is not available on this machine")
+        raise InvalidInput(f"device {device} requested but CUDA is not available on this machine")
     if device.type not in ("cpu", "cuda"):
         raise ValueError(f"device must be 'cpu' or 'cuda[:N]', got {str(device)!r}")
     return device
@@ -71,7 +72,7 @@ def pinned_threads(threads: int | None) -> Iterator[int]:
     previous = torch.get_num_threads()
     if threads is not None:
         if threads < 1:
-            raise ValueError(f"threads must be a positive integer, got {threads}")
+            raise InvalidInput(f"threads must be a positive integer, got {threads}")
         torch.set_num_threads(threads)
     try:
         yield torch.get_num_threads()

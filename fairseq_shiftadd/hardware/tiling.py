@@ -14,7 +14,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from .ops import OpRecord
+from ..op_record import OpRecord
 
 PE_COUNT = 168  # M1*C1*E1*R < PE_COUNT
 MAX_M0 = 16  # M0 <= MAX_M0

@@ -7,7 +7,9 @@ from typing import Optional
 from fairseq.dataclass import ChoiceEnum, FairseqDataclass
 from omegaconf import OmegaConf, open_dict
 
-WeightSharing = ChoiceEnum(["none", "plain", "heterogeneous"])
+from ..space import WEIGHT_SHARING_MODES
+
+WeightSharing = ChoiceEnum(list(WEIGHT_SHARING_MODES))
 ShiftParametrization = ChoiceEnum(["latent", "deepshift-ps"])
 AddWeightScale = ChoiceEnum(["input", "linear"])
 

@@ -17,10 +17,10 @@ from fairseq.models import FairseqEncoder, FairseqEncoderDecoderModel, FairseqIn
 from fairseq.modules import SinusoidalPositionalEmbedding
 from torch import Tensor, nn
 
-from ..hardware.ops import OpRecord
+from ..op_record import OpRecord
 from ..modules.elastic import scaled_dropout
 from ..modules.hybrid_layer import HybridDecoderLayer, HybridEncoderLayer, LayerChoice
-from ..search.space import Subnet
+from ..space import Subnet
 
 EncoderOut = Dict[str, List[Tensor]]
 

@@ -14,10 +14,11 @@ import yaml
 from fairseq.dataclass.utils import gen_parser_from_dataclass
 from fairseq.models import register_model, register_model_architecture
 
-from ..search.space import Subnet, load_subnet_file, parse_subnet
+from ..space import Subnet, load_subnet_file, parse_subnet
 from .build import SideCandidates, build_hybrid_model
 from .config import HybridTransformerConfig, fill_defaults, record_in_config
 from .hybrid_transformer import HybridTransformerModel
+from ..errors import InvalidInput
 
 
 @dataclass
@@ -47,7 +48,7 @@ class ShiftAddTransformer(HybridTransformerModel):
         if getattr(cfg, "subnet_config", None):
             return parse_subnet(yaml.safe_load(cfg.subnet_config), where="checkpoint subnet")
         if not cfg.subnet:
-            raise ValueError("--arch shiftadd_transformer needs --subnet FILE (a subnet YAML)")
+            raise InvalidInput("--arch shiftadd_transformer needs --subnet FILE (a subnet YAML)")
         return load_subnet_file(cfg.subnet)
 
     @classmethod
@@ -56,7 +57,7 @@ class ShiftAddTransformer(HybridTransformerModel):
         (an argparse Namespace when fairseq-train wrote it, a dict when export_subnet did)."""
         fields = model_cfg if isinstance(model_cfg, dict) else vars(model_cfg)
         if fields.get("_name") != "shiftadd_transformer":
-            raise ValueError("not a standalone shiftadd_transformer checkpoint (retrain or export a subnet first)")
+            raise InvalidInput("not a standalone shiftadd_transformer checkpoint (retrain or export a subnet first)")
         return cls.subnet_of(SimpleNamespace(subnet_config=fields.get("subnet_config"), subnet=fields.get("subnet")))
 
     def set_subnet(self, subnet: Subnet) -> None:

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from fairseq.incremental_decoding_utils import with_incremental_state
 from torch import Tensor, nn
 
-from ..hardware.ops import OpRecord
+from ..op_record import OpRecord
 from .elastic import elastic_linear
 
 IncrementalState = Dict[str, Dict[str, Optional[Tensor]]]

@@ -2,13 +2,14 @@
 
 Modules describe their work as :class:`OpRecord` objects (``module.cost_ops(tokens)``); the op-count
 energy model and the accelerator model both read these records, so the model that is trained is the
-model that is costed (DESIGN.md section 6, flaw 4).
+model that is costed (docs/architecture.md, "Costing").
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-OPERATORS = ("mult", "shift", "add")
+from .space import OPERATORS
+
 KINDS = ("linear", "qk", "av", "conv")
 
 
