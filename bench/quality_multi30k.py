@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 
 from fairseq_shiftadd.files import atomic_path
+from fairseq_shiftadd.recipes import translation_recipe
 from fairseq_shiftadd.venv_commands import VENV_BIN as BIN, venv_env
 
 REPO = Path(__file__).resolve().parents[1]
@@ -113,8 +114,7 @@ def recipe(minutes: float, save: Path, warmup: int = 400) -> list:
     subnets' passes, so a short supernet would otherwise spend its whole budget warming up.
     """
     return [
-        "--optimizer", "adam", "--adam-betas", "(0.9,0.98)", "--lr", "1e-3", "--lr-scheduler", "inverse_sqrt",
-        "--warmup-updates", str(warmup), "--criterion", "label_smoothed_cross_entropy", "--label-smoothing", "0.1",
+        *translation_recipe("1e-3", warmup),
         "--dropout", "0.3", "--max-tokens", "4096", "--stop-time-hours", str(minutes / 60), "--max-epoch", "1000",
         "--save-dir", save, "--no-epoch-checkpoints", "--no-progress-bar", "--log-interval", "50", "--cpu",
         "--num-workers", "0", "--seed", "1", "--share-all-embeddings", "--valid-subset", "valid",

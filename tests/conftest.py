@@ -38,9 +38,7 @@ def toy_data(tmp_path_factory) -> Path:
 
 
 TRAIN_FLAGS = [
-    "--optimizer", "adam", "--adam-betas", "(0.9,0.98)", "--lr", "3e-3", "--lr-scheduler", "inverse_sqrt",
-    "--warmup-updates", "10", "--criterion", "label_smoothed_cross_entropy", "--label-smoothing", "0.1",
-    "--max-tokens", "1500", "--no-progress-bar", "--log-interval", "5", "--seed", "1", "--num-workers", "0", "--cpu",
+    *translation_recipe("3e-3", 10), "--max-tokens", "1500", "--no-progress-bar", "--log-interval", "5", "--seed", "1", "--num-workers", "0", "--cpu",
     "--no-epoch-checkpoints",
 ]
 SPACE_FILE = "configs/spaces/tiny.yml"

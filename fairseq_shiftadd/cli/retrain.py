@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
+from ..recipes import retrain_recipe
 from ..space import load_subnet_file
 from .average import average_checkpoints, last_epoch_checkpoints, write_checkpoint
 from ..errors import InvalidInput, MissingInput, user_errors_to_exit
@@ -50,10 +51,7 @@ def train_command(args: argparse.Namespace, extra: Sequence[str]) -> list[str]:
         sys.executable, "-m", "fairseq_cli.train", args.data,
         "--user-dir", USER_DIR, "--task", "translation",
         "--arch", "shiftadd_transformer", "--subnet", args.subnet, "--weight-sharing", "none",
-        "--optimizer", "adam", "--adam-betas", "(0.9, 0.98)", "--clip-norm", "0.0",
-        "--lr", str(args.lr), "--lr-scheduler", "cosine", "--warmup-updates", str(args.warmup_updates),
-        "--warmup-init-lr", "1e-7", "--min-lr", "1e-7", "--max-update", str(args.max_update),
-        "--criterion", "label_smoothed_cross_entropy", "--label-smoothing", "0.1", "--dropout", "0.3",
+        *retrain_recipe(str(args.lr), args.warmup_updates, args.max_update),
         "--max-tokens", str(args.max_tokens),
         "--valid-subset", args.valid_subset, "--best-checkpoint-metric", "loss",
         "--save-dir", args.out, *keep,

@@ -19,6 +19,7 @@ import shutil
 import sys
 from pathlib import Path
 
+from ..recipes import translation_recipe
 from .report import report_markdown
 from .runner import (
     ENERGY_FRACTION, LATENCY_REPORT_RUNS, LATENCY_THREADS, REPO, SPACE, Demo, Stage, StageFailed, demo_commands, shown,
@@ -59,9 +60,7 @@ def stage_supernet(demo: Demo) -> None:
     demo.run([
         "fairseq-train", shown(demo.data), "--user-dir", demo.user_dir, "--task", "shiftadd_supernet_translation",
         "--arch", "shiftadd_supernet_tiny", "--search-space", demo.space, "--sandwich",
-        "--optimizer", "adam", "--adam-betas", "(0.9,0.98)", "--lr", "2e-3", "--lr-scheduler", "inverse_sqrt",
-        "--warmup-updates", str(max(10, s.supernet_updates // 8)), "--criterion", "label_smoothed_cross_entropy",
-        "--label-smoothing", "0.1", "--max-tokens", str(s.max_tokens), "--max-update", str(s.supernet_updates),
+        *translation_recipe("2e-3", max(10, s.supernet_updates // 8)), "--max-tokens", str(s.max_tokens), "--max-update", str(s.supernet_updates),
         "--save-dir", shown(demo.supernet.parent), "--no-epoch-checkpoints", "--validate-interval", "5",
         "--save-interval", "5", "--seed", str(demo.seed), "--cpu", "--num-workers", "0",
         "--log-format", "simple", "--log-interval", "25",
