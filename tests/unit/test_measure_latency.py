@@ -16,7 +16,7 @@ from fairseq_shiftadd.hardware.latency import measure_latency, pinned_threads, t
 from fairseq_shiftadd.models.shiftadd_transformer import ShiftAddTransformer, ShiftAddTransformerConfig
 from fairseq_shiftadd.space import SearchSpace, Subnet
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TINY = ROOT / "configs" / "spaces" / "tiny.yml"
 FAST = ["--device", "cpu", "--threads", "1", "--vocab-size", "50", "--src-len", "4", "--tgt-len", "3", "--runs", "1", "--warmup", "0"]
 
