@@ -1,4 +1,4 @@
-"""``scripts/export_subnet.py SUPERNET.pt SUBNET.yml OUT.pt``: a subnet of a supernet as a standalone model.
+"""``shiftadd-export-subnet SUPERNET.pt SUBNET.yml OUT.pt``: a subnet of a supernet as a standalone model.
 
 The output is a regular fairseq checkpoint of ``--arch shiftadd_transformer`` (only the chosen
 operators and sizes), usable with ``fairseq-generate --path OUT.pt`` or to initialise retraining.

@@ -1,4 +1,4 @@
-"""Retrain a searched subnet from scratch with the paper's recipe (``scripts/retrain.sh``).
+"""``shiftadd-retrain``: retrain a searched subnet from scratch with the paper's recipe.
 
 ``retrain SUBNET.yml DATA OUT [fairseq-train args]`` runs ``fairseq-train --arch
 shiftadd_transformer --subnet SUBNET.yml`` with HAT's subnet recipe: Adam (0.9, 0.98), lr 1e-3,
@@ -28,7 +28,7 @@ from .common import USER_DIR
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="scripts/retrain.sh", description=__doc__.split("\n\n")[0],
+        prog="shiftadd-retrain", description=__doc__.split("\n\n")[0],
         epilog="Other options go to fairseq-train unchanged.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )

@@ -1,4 +1,4 @@
-"""Score a retrained subnet as papers do (``scripts/score.sh CKPT DATA [SUBSET]``).
+"""``shiftadd-score CKPT DATA [SUBSET]``: score a retrained subnet as papers do.
 
 Runs ``fairseq-generate`` with beam 4 and length penalty 0.6 on the sentencepiece-encoded data
 and prints two BLEU scores of the same hypotheses:
@@ -87,7 +87,7 @@ def checkpoint_subnet(path: str) -> Subnet:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="scripts/score.sh", description=__doc__.split("\n\n")[0],
+        prog="shiftadd-score", description=__doc__.split("\n\n")[0],
         epilog="Other options go to fairseq-generate unchanged (e.g. --cpu, --max-tokens 2048).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )

@@ -2,7 +2,7 @@
 
 Built from a subnet YAML (``--subnet FILE``) with only the chosen operators at the chosen sizes,
 from the same layer classes as the supernet. Trained from scratch (the paper's retraining) or
-initialised from a supernet checkpoint by ``scripts/export_subnet.py``.
+initialised from a supernet checkpoint by ``shiftadd-export-subnet``.
 """
 # No `from __future__ import annotations`: fairseq reads the config dataclasses' field types at run time.
 
@@ -11,12 +11,11 @@ from types import SimpleNamespace
 from typing import Optional
 
 import yaml
-from fairseq.dataclass.utils import gen_parser_from_dataclass
-from fairseq.models import register_model, register_model_architecture
+from fairseq.models import register_model
 
 from ..space import Subnet, load_subnet_file, parse_subnet
 from .build import SideCandidates, build_hybrid_model
-from .config import HybridTransformerConfig, fill_defaults, record_in_config
+from .config import HybridTransformerConfig, record_in_config
 from .hybrid_transformer import HybridTransformerModel
 from ..errors import InvalidInput
 
@@ -29,11 +28,9 @@ class ShiftAddTransformerConfig(HybridTransformerConfig):
     )
 
 
-@register_model("shiftadd_transformer")
+@register_model("shiftadd_transformer", dataclass=ShiftAddTransformerConfig)
 class ShiftAddTransformer(HybridTransformerModel):
-    @staticmethod
-    def add_args(parser) -> None:
-        gen_parser_from_dataclass(parser, ShiftAddTransformerConfig())
+    """A standalone hybrid subnet (``--arch shiftadd_transformer --subnet FILE``)."""
 
     @classmethod
     def build_model(cls, cfg: ShiftAddTransformerConfig, task) -> "ShiftAddTransformer":
@@ -54,7 +51,7 @@ class ShiftAddTransformer(HybridTransformerModel):
     @classmethod
     def checkpoint_subnet(cls, model_cfg) -> Subnet:
         """The subnet of a saved standalone model; ``model_cfg`` is a checkpoint's ``cfg.model``
-        (an argparse Namespace when fairseq-train wrote it, a dict when export_subnet did)."""
+        (a dict; an argparse Namespace in checkpoints of older versions)."""
         fields = model_cfg if isinstance(model_cfg, dict) else vars(model_cfg)
         if fields.get("_name") != "shiftadd_transformer":
             raise InvalidInput("not a standalone shiftadd_transformer checkpoint (retrain or export a subnet first)")
@@ -65,7 +62,3 @@ class ShiftAddTransformer(HybridTransformerModel):
             raise ValueError("a standalone shiftadd_transformer runs only the subnet it was built for")
         super().set_subnet(subnet)
 
-
-@register_model_architecture("shiftadd_transformer", "shiftadd_transformer")
-def shiftadd_transformer(args) -> None:
-    fill_defaults(args, ShiftAddTransformerConfig)
