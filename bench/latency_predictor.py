@@ -1,4 +1,4 @@
-"""Benchmark the latency predictor on this machine (issue 4): measure, train, score on held-out subnets.
+"""Benchmark the latency predictor on this machine: measure, train, score on held-out subnets.
 
     python bench/latency_predictor.py --data DATA_BIN [--num-subnets 2000] [--work-dir DIR]
     python bench/latency_predictor.py --vocab-size 32000 --search-space configs/spaces/wmt14.en-de.yml --device cuda

@@ -1,4 +1,4 @@
-"""Direct vs paired latency timing on this machine: how well does each repeat itself? (issue 4)
+"""Direct vs paired latency timing on this machine: how well does each repeat itself?
 
     python bench/paired_timing.py [--subnets 60] [--reference smallest] [--search-space configs/spaces/tiny.yml]
 

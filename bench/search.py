@@ -1,4 +1,4 @@
-"""Benchmark the evolutionary search on the tiny space (issue 5): fitness rate, cost functions, full search.
+"""Benchmark the evolutionary search on the tiny space: fitness rate, cost functions, full search.
 
     python bench/search.py --data DATA_BIN [--checkpoint SUPERNET.pt] [--iterations 30]
 

@@ -1,4 +1,4 @@
-"""Benchmark supernet training throughput against fairseq's own ``transformer`` (issue 3).
+"""Benchmark supernet training throughput against fairseq's own ``transformer``.
 
     python bench/supernet.py --data DATA_BIN [--steps 60] [--wmt-steps 4]
 

@@ -12,7 +12,7 @@ other core) slows both runs of a pair alike, so the ratio keeps the subnet's cos
 drift: on the project's 2-core VM, re-measuring 60 tiny subnets differed by 17.5-24.7% MAPE with
 direct timing and by 3.4-4.0% with paired timing (BENCHMARKS.md).
 
-Unlike HAT's script, which ShiftAddNAS reuses (DESIGN.md section 6, flaw 5), the model is in
+Unlike HAT's script, which ShiftAddNAS reuses (docs/architecture.md, "Where we depart from the public code"), the model is in
 ``eval()`` mode and no autograd graph is recorded (``torch.inference_mode``), so dropout and graph
 bookkeeping are not timed. Thread count and device are pinned for the measurement and recorded.
 """

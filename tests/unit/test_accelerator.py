@@ -30,7 +30,7 @@ def test_transformer_base_matches_paper():
     dec = acc.summarise("decoder", [x for x in layers if x.name.startswith("decoder")])
     assert (enc.energy_mj, enc.latency_ms) == (pytest.approx(29.63, rel=1e-3), pytest.approx(17.87, rel=1e-3))
     assert (dec.energy_mj, dec.latency_ms) == (pytest.approx(39.79, rel=1e-3), pytest.approx(23.95, rel=1e-3))
-    # op counts (DESIGN.md section 5): 95.29 M MACs per encoder layer, 127.67 M per decoder layer
+    # op counts (docs/architecture.md, "Costing"): 95.29 M MACs per encoder layer, 127.67 M per decoder layer
     assert layers[0].mult == 95_293_440 and layers[-1].mult == 127_672_320
     assert sum(report.total.breakdown.values()) == pytest.approx(report.energy_mj, rel=1e-12)
 
