@@ -6,11 +6,13 @@ from dataclasses import dataclass, field
 from fairseq.dataclass import ChoiceEnum, FairseqDataclass
 from omegaconf import OmegaConf, open_dict
 
+from ..modules.operator_recipe import ADD_WEIGHT_SCALES
+from ..modules.shift_linear import SHIFT_PARAMETRIZATIONS
 from ..space import WEIGHT_SHARING_MODES
 
 WeightSharing = ChoiceEnum(list(WEIGHT_SHARING_MODES))
-ShiftParametrization = ChoiceEnum(["latent", "deepshift-ps"])
-AddWeightScale = ChoiceEnum(["input", "linear"])
+ShiftParametrization = ChoiceEnum(list(SHIFT_PARAMETRIZATIONS))
+AddWeightScale = ChoiceEnum(list(ADD_WEIGHT_SCALES))
 
 
 @dataclass
