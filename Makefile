@@ -9,14 +9,20 @@ STAMP := $(VENV)/.installed
 
 venv: $(STAMP)
 
-$(STAMP): setup.py requirements.txt
+# Runtime and test dependencies, from pyproject.toml, less the two installed by hand above them.
+DEPS := $(PY) -c "import tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; \
+	print(*[d for d in p['dependencies'] + p['optional-dependencies']['test'] if not d.startswith(('torch', 'fairseq-fixed'))], sep='\n')"
+
+$(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip wheel setuptools
 	# torch first (CPU wheel), then numpy and cython so fairseq-fixed builds without isolation.
 	$(PY) -m pip install -q torch==2.13.0 numpy cython
 	# fairseq-fixed declares torchaudio (which would pull another torch): install it without deps.
 	$(PY) -m pip install -q --no-deps --no-build-isolation fairseq-fixed==0.12.3.1
-	$(PY) -m pip install -q -r requirements.txt
+	$(DEPS) > $(VENV)/requirements.txt
+	$(PY) -m pip install -q -r $(VENV)/requirements.txt
+	# the package itself (console scripts included), without re-resolving fairseq-fixed's declared deps
 	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
@@ -27,7 +33,7 @@ test-all: $(STAMP)
 	$(PY) -m pytest -q tests
 
 demo: $(STAMP)
-	$(PY) scripts/demo.py --out demo-out
+	$(VENV)/bin/shiftadd-demo --out demo-out
 
 bench: $(STAMP)
 	$(PY) bench/ops.py

@@ -1,8 +1,8 @@
 """Accelerator cost model speed: vectorised + cached vs a naive pure-Python enumeration, one run.
 
-Costs Transformer-base (6+6 layers, d 512, FFN 2048, 8 heads, 30 tokens; DESIGN.md section 7)
+Costs Transformer-base (6+6 layers, d 512, FFN 2048, 8 heads, 30 tokens; docs/architecture.md)
 cold (caches cleared) and warm (per-shape cache filled, as during a search), and times the naive
-nested-loop reference of tests/test_accelerator.py on each distinct op shape. The naive op-by-op
+nested-loop reference (fairseq_shiftadd/hardware/accelerator_reference.py) on each distinct op shape. The naive op-by-op
 time is extrapolated from those per-shape timings (every op re-enumerates its shape).
 
     .venv/bin/python bench/accelerator.py [--repeats 5]
@@ -15,11 +15,10 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-
-from test_accelerator import naive_charge, naive_cost, naive_tilings, transformer_base_ops  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the package of this checkout
 
 from fairseq_shiftadd.hardware import accelerator as acc  # noqa: E402
+from fairseq_shiftadd.hardware.accelerator_reference import naive_charge, naive_cost, naive_tilings, transformer_base_ops  # noqa: E402
 from fairseq_shiftadd.hardware.tiling import Shape  # noqa: E402
 
 

@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the package of this checkout
+
+from fairseq_shiftadd.venv_commands import VENV_BIN as BIN, run_venv_command  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
 
 
 def load() -> str:
@@ -17,8 +19,7 @@ def load() -> str:
 
 def run(args: list[str], gpus: bool = False) -> str:
     """Run a venv command (on the CPU unless ``gpus``); its combined output (raises with the tail on failure)."""
-    env = dict(os.environ) if gpus else dict(os.environ, CUDA_VISIBLE_DEVICES="")
-    proc = subprocess.run([str(BIN / args[0]), *args[1:]], cwd=ROOT, env=env, capture_output=True, text=True)
+    proc = run_venv_command([BIN / args[0], *args[1:]], cwd=ROOT, cpu_only=not gpus)
     if proc.returncode != 0:
         raise SystemExit(f"{args[0]} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
     return proc.stdout + proc.stderr

@@ -7,9 +7,9 @@ from __future__ import annotations
 import dataclasses
 
 from fairseq_shiftadd.hardware.costing import SubnetCoster
-from fairseq_shiftadd.search.space import SearchSpace, load_subnet_file
+from fairseq_shiftadd.space import SearchSpace, load_subnet_file
 
-PUBLIC_MJ = {"Transformer-base": 69.41, "Transformer-big": 214.34}  # DESIGN.md section 5 (accelerator, 32-bit)
+PUBLIC_MJ = {"Transformer-base": 69.41, "Transformer-big": 214.34}  # the paper's accelerator figures, 32-bit
 
 
 def variants(space: SearchSpace):

@@ -1,4 +1,4 @@
-"""Benchmark the latency predictor on this machine (issue 4): measure, train, score on held-out subnets.
+"""Benchmark the latency predictor on this machine: measure, train, score on held-out subnets.
 
     python bench/latency_predictor.py --data DATA_BIN [--num-subnets 2000] [--work-dir DIR]
     python bench/latency_predictor.py --vocab-size 32000 --search-space configs/spaces/wmt14.en-de.yml --device cuda
@@ -48,16 +48,17 @@ from bench_common import ROOT, load, run  # noqa: E402  (bench/ is the script's 
 
 sys.path.insert(0, str(ROOT))
 
-from fairseq_shiftadd.cli.measure_latency import planned_subnets  # noqa: E402
-from fairseq_shiftadd.cli.search import data_vocab_size  # noqa: E402
+from fairseq_shiftadd.hardware.latency_dataset import planned_subnets  # noqa: E402
+from fairseq_shiftadd.data.sized_dictionary import data_vocab_size  # noqa: E402
 from fairseq_shiftadd.data.sized_dictionary import dictionary_of_size  # noqa: E402
 from fairseq_shiftadd.hardware.costing import random_weight_model  # noqa: E402
-from fairseq_shiftadd.hardware.features import LatencyRecord, append_latency_record, read_latency_records  # noqa: E402
+from fairseq_shiftadd.hardware.latency_dataset import LatencyRecord, append_latency_record, read_latency_records  # noqa: E402
 from fairseq_shiftadd.hardware.latency import (  # noqa: E402
     describe_device, dummy_inputs, measure_latency, pinned_threads, translate_once, trimmed_mean,
 )
 from fairseq_shiftadd.hardware.predictor import LatencyPredictor  # noqa: E402
-from fairseq_shiftadd.search.space import SearchSpace, Subnet, atomic_write_text  # noqa: E402
+from fairseq_shiftadd.files import atomic_write_text  # noqa: E402
+from fairseq_shiftadd.space import SearchSpace, Subnet  # noqa: E402
 from fairseq_shiftadd.tasks.latency_prediction import split_records  # noqa: E402
 
 

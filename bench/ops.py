@@ -1,4 +1,4 @@
-"""Benchmark the shift and add operators against their multiplication baselines (issue 2).
+"""Benchmark the shift and add operators against their multiplication baselines.
 
     python bench/ops.py [--repeats 7] [--threads N]
 

@@ -1,4 +1,4 @@
-"""Direct vs paired latency timing on this machine: how well does each repeat itself? (issue 4)
+"""Direct vs paired latency timing on this machine: how well does each repeat itself?
 
     python bench/paired_timing.py [--subnets 60] [--reference smallest] [--search-space configs/spaces/tiny.yml]
 
@@ -23,11 +23,11 @@ from bench_common import ROOT, load  # noqa: E402  (bench/ is the script's direc
 
 sys.path.insert(0, str(ROOT))
 
-from fairseq_shiftadd.cli.measure_latency import planned_subnets  # noqa: E402
+from fairseq_shiftadd.hardware.latency_dataset import planned_subnets  # noqa: E402
 from fairseq_shiftadd.data.sized_dictionary import dictionary_of_size  # noqa: E402
 from fairseq_shiftadd.hardware.costing import random_weight_model  # noqa: E402
 from fairseq_shiftadd.hardware.latency import measure_latency  # noqa: E402
-from fairseq_shiftadd.search.space import SearchSpace  # noqa: E402
+from fairseq_shiftadd.space import SearchSpace  # noqa: E402
 
 
 def repeatability(first: np.ndarray, second: np.ndarray) -> str:

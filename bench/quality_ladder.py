@@ -1,6 +1,6 @@
 """Where does a hybrid lose quality? A ladder of Multi30k models, all at the same number of updates.
 
-Every row trains with one recipe (the baseline's, ``quality_multi30k.recipe``) for ``--updates``
+Every row trains with one recipe (the baseline's, ``quality_multi30k.multi30k_recipe``) for ``--updates``
 updates, one thread each, validation loss every 100 updates; runs resume from checkpoint_last.pt,
 so a larger ``--updates`` extends them and an interrupted ladder continues where it stopped.
 
@@ -34,10 +34,10 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from quality_multi30k import BIN, EVOLUTION, REPO, cost, score, sh, side_by_side  # noqa: E402
+from quality_multi30k import BIN, EVOLUTION, REPO, cost, multi30k_recipe, score, sh, side_by_side  # noqa: E402
 
 from fairseq_shiftadd.hardware.costing import SubnetCoster  # noqa: E402
-from fairseq_shiftadd.search.space import load_subnet_file  # noqa: E402
+from fairseq_shiftadd.space import load_subnet_file  # noqa: E402
 
 BASELINE_SUBNET = REPO / "configs/subnets/multi30k-baseline.yml"
 SPACES = {"hybrid": REPO / "configs/spaces/multi30k.yml", "mult": REPO / "configs/spaces/multi30k-mult.yml"}
@@ -69,16 +69,11 @@ BASELINE_ARCH = [
 
 
 def recipe(save: Path, updates: int, warmup: int = 400) -> list:
-    """The Multi30k baseline recipe at a fixed number of updates, validating every VALIDATE_EVERY."""
-    return [
-        "--optimizer", "adam", "--adam-betas", "(0.9,0.98)", "--lr", "1e-3", "--lr-scheduler", "inverse_sqrt",
-        "--warmup-updates", str(warmup), "--criterion", "label_smoothed_cross_entropy", "--label-smoothing", "0.1",
-        "--dropout", "0.3", "--max-tokens", "4096", "--max-update", str(updates), "--max-epoch", "1000",
-        "--save-dir", save, "--no-epoch-checkpoints", "--no-progress-bar", "--log-interval", "50", "--cpu",
-        "--num-workers", "0", "--seed", "1", "--share-all-embeddings", "--valid-subset", "valid",
-        "--validate-interval-updates", str(VALIDATE_EVERY), "--save-interval-updates", str(VALIDATE_EVERY),
-        "--keep-interval-updates", "1",
-    ]
+    """The Multi30k baseline recipe at a fixed number of updates, validating (and saving) every VALIDATE_EVERY."""
+    return multi30k_recipe(save, [
+        "--max-update", str(updates), "--validate-interval-updates", str(VALIDATE_EVERY),
+        "--save-interval-updates", str(VALIDATE_EVERY), "--keep-interval-updates", "1",
+    ], warmup)
 
 
 def valid_curve(log: Path, key: str = "loss") -> dict[int, float]:

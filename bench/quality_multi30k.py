@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -28,8 +27,11 @@ import sys
 import time
 from pathlib import Path
 
+from fairseq_shiftadd.files import atomic_path
+from fairseq_shiftadd.recipes import translation_recipe
+from fairseq_shiftadd.venv_commands import VENV_BIN as BIN, venv_env
+
 REPO = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
 SPACE = REPO / "configs/spaces/multi30k.yml"
 BASELINE_SUBNET = REPO / "configs/subnets/multi30k-baseline.yml"
 BUDGET_FRACTIONS = (0.25, 0.5, 0.75)
@@ -39,15 +41,11 @@ ABLATION_FRACTION = 0.5
 EVOLUTION = ["--population", "30", "--parents", "8", "--mutations", "11", "--crossovers", "11", "--iterations", "6"]
 
 
-def venv_env(**extra: str) -> dict:
-    return dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", CUDA_VISIBLE_DEVICES="", **extra)
-
-
 def sh(args: list, log: Path) -> str:
     """Run a command, tee its output to ``log``; stop the benchmark with the log's path on failure."""
     print("+", " ".join(map(str, args)), flush=True)
     start = time.time()
-    proc = subprocess.run(list(map(str, args)), cwd=REPO, env=venv_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.run(list(map(str, args)), cwd=REPO, env=venv_env(cpu_only=True), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     log.write_text(proc.stdout)
     print(f"  ({time.time() - start:.0f} s, log {log})", flush=True)
     if proc.returncode:
@@ -72,7 +70,7 @@ def side_by_side(jobs: dict[str, list], logs: Path, at_once: int | None = None, 
             name, args = queue.pop(0)
             print("+", " ".join(map(str, args)), flush=True)
             log = open(logs / f"{name}.log", "a" if append else "w")
-            proc = subprocess.Popen(list(map(str, args)), cwd=REPO, env=venv_env(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1"),
+            proc = subprocess.Popen(list(map(str, args)), cwd=REPO, env=venv_env(cpu_only=True, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1"),
                                     stdout=log, stderr=subprocess.STDOUT)
             running[name] = (proc, log)
         time.sleep(1)
@@ -110,19 +108,24 @@ def trained_minutes(save: Path) -> float:
     return torch.load(last, map_location="cpu", weights_only=True)["extra_state"]["previous_training_time"] / 60
 
 
+def multi30k_recipe(save: Path, budget: list, warmup: int = 400) -> list:
+    """The baseline's recipe, shared by every model of the Multi30k benches, selection on val;
+    ``budget``: the flags that stop the training (wall clock here, updates in quality_ladder.py)."""
+    return [
+        *translation_recipe("1e-3", warmup), *budget,
+        "--dropout", "0.3", "--max-tokens", "4096", "--max-epoch", "1000",
+        "--save-dir", save, "--no-epoch-checkpoints", "--no-progress-bar", "--log-interval", "50", "--cpu",
+        "--num-workers", "0", "--seed", "1", "--share-all-embeddings", "--valid-subset", "valid",
+    ]
+
+
 def recipe(minutes: float, save: Path, warmup: int = 400) -> list:
-    """The baseline's recipe, shared by every model: a fixed wall-clock budget, selection on val.
+    """The baseline's recipe at a fixed wall-clock budget.
 
     Supernets get a shorter warm-up (``--supernet-warmup``): a sandwich update costs three
     subnets' passes, so a short supernet would otherwise spend its whole budget warming up.
     """
-    return [
-        "--optimizer", "adam", "--adam-betas", "(0.9,0.98)", "--lr", "1e-3", "--lr-scheduler", "inverse_sqrt",
-        "--warmup-updates", str(warmup), "--criterion", "label_smoothed_cross_entropy", "--label-smoothing", "0.1",
-        "--dropout", "0.3", "--max-tokens", "4096", "--stop-time-hours", str(minutes / 60), "--max-epoch", "1000",
-        "--save-dir", save, "--no-epoch-checkpoints", "--no-progress-bar", "--log-interval", "50", "--cpu",
-        "--num-workers", "0", "--seed", "1", "--share-all-embeddings", "--valid-subset", "valid",
-    ]
+    return multi30k_recipe(save, ["--stop-time-hours", str(minutes / 60)], warmup)
 
 
 def cost(subnet: Path, bits: int, vocab: int) -> dict:
@@ -140,7 +143,7 @@ def cpu_latency_ms(subnet: Path, vocab: int) -> float:
     from fairseq_shiftadd.data.sized_dictionary import dictionary_of_size
     from fairseq_shiftadd.hardware.costing import random_weight_model
     from fairseq_shiftadd.hardware.latency import measure_latency
-    from fairseq_shiftadd.search.space import SearchSpace
+    from fairseq_shiftadd.space import SearchSpace
 
     model = random_weight_model(SearchSpace.from_file(SPACE).load_subnet(subnet), dictionary_of_size(vocab))
     return measure_latency(model, runs=10, warmup=3, threads=1, device="cpu")["latency_ms"]
@@ -167,8 +170,8 @@ def plot(rows: list[dict], out: Path) -> None:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(out.with_suffix(".tmp.png"), dpi=120)
-    os.replace(out.with_suffix(".tmp.png"), out)
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, dpi=120)
 
 
 def main() -> None:

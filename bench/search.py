@@ -1,4 +1,4 @@
-"""Benchmark the evolutionary search on the tiny space (issue 5): fitness rate, cost functions, full search.
+"""Benchmark the evolutionary search on the tiny space: fitness rate, cost functions, full search.
 
     python bench/search.py --data DATA_BIN [--checkpoint SUPERNET.pt] [--iterations 30]
 
@@ -27,11 +27,12 @@ from bench_common import BIN, ROOT, load, run  # noqa: E402  (bench/ is the scri
 
 sys.path.insert(0, str(ROOT))
 
-from fairseq_shiftadd.cli.search import data_vocab_size  # noqa: E402
+from fairseq_shiftadd.data.sized_dictionary import data_vocab_size  # noqa: E402
 from fairseq_shiftadd.hardware.costing import SubnetCoster  # noqa: E402
+from fairseq_shiftadd.recipes import translation_recipe  # noqa: E402
 from fairseq_shiftadd.search.evolution import EvolutionConfig  # noqa: E402
 from fairseq_shiftadd.search.fitness import SupernetFitness  # noqa: E402
-from fairseq_shiftadd.search.space import SearchSpace, Subnet  # noqa: E402
+from fairseq_shiftadd.space import SearchSpace, Subnet  # noqa: E402
 
 SPACE = "configs/spaces/tiny.yml"
 
@@ -43,8 +44,7 @@ def train_supernet(data: str, save: Path, updates: int) -> Path:
     run([
         "fairseq-train", data, "--user-dir", "fairseq_shiftadd", "--task", "shiftadd_supernet_translation",
         "--arch", "shiftadd_supernet_tiny", "--search-space", SPACE, "--save-dir", str(save),
-        "--optimizer", "adam", "--adam-betas", "(0.9,0.98)", "--lr", "3e-3", "--lr-scheduler", "inverse_sqrt",
-        "--warmup-updates", "10", "--criterion", "label_smoothed_cross_entropy", "--label-smoothing", "0.1",
+        *translation_recipe("3e-3", 10),
         "--max-tokens", "1500", "--max-update", str(updates), "--seed", "1", "--num-workers", "0", "--cpu",
         "--no-epoch-checkpoints", "--no-progress-bar",
     ])

@@ -1,4 +1,4 @@
-"""Benchmark supernet training throughput against fairseq's own ``transformer`` (issue 3).
+"""Benchmark supernet training throughput against fairseq's own ``transformer``.
 
     python bench/supernet.py --data DATA_BIN [--steps 60] [--wmt-steps 4]
 
@@ -40,15 +40,15 @@ from fairseq.data import LanguagePairDataset  # noqa: E402
 from fairseq.dataclass.utils import convert_namespace_to_omegaconf  # noqa: E402
 from fairseq.trainer import Trainer  # noqa: E402
 
-from fairseq_shiftadd.cli.search import data_vocab_size  # noqa: E402
+from fairseq_shiftadd.data.sized_dictionary import data_vocab_size  # noqa: E402
 from fairseq_shiftadd.data.sized_dictionary import dictionary_of_size  # noqa: E402
 from fairseq_shiftadd.models.shiftadd_supernet import ShiftAddSupernet, ShiftAddSupernetConfig  # noqa: E402
-from fairseq_shiftadd.search.space import SearchSpace, Subnet  # noqa: E402
+from fairseq_shiftadd.recipes import translation_recipe  # noqa: E402
+from fairseq_shiftadd.space import WEIGHT_SHARING_MODES, SearchSpace, Subnet  # noqa: E402
 
-MODES = ("none", "plain", "heterogeneous")
+MODES = WEIGHT_SHARING_MODES
 COMMON = [
-    "--optimizer", "adam", "--adam-betas", "(0.9,0.98)", "--lr", "5e-4", "--lr-scheduler", "inverse_sqrt",
-    "--warmup-updates", "10", "--criterion", "label_smoothed_cross_entropy", "--label-smoothing", "0.1",
+    *translation_recipe("5e-4", 10),
     "--seed", "1", "--num-workers", "0", "--cpu", "--attention-dropout", "0.1",
 ]
 

@@ -26,7 +26,7 @@ from quality_ladder import SPACES, recipe, trained_updates, valid_curve  # noqa:
 from quality_multi30k import BIN, side_by_side  # noqa: E402
 
 from fairseq_shiftadd.hardware.costing import SubnetCoster  # noqa: E402
-from fairseq_shiftadd.search.space import SearchSpace, write_subnet  # noqa: E402
+from fairseq_shiftadd.space import SearchSpace, write_subnet  # noqa: E402
 
 
 def spread_over_energy(space: SearchSpace, coster: SubnetCoster, count: int, pool: int, seed: int) -> list:

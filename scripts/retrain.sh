@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Thin wrapper: the logic and --help live in fairseq_shiftadd/cli/retrain.py.
+# shiftadd-retrain from a checkout without installing the package; the logic and --help live in
+# fairseq_shiftadd/cli/retrain.py.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 python="${PYTHON:-$root/.venv/bin/python}"

@@ -1,22 +1,26 @@
-"""Shared fixtures: a generated toy corpus, binarized once per test session, and a command runner."""
+"""Shared fixtures: a generated toy corpus, binarized once per test session, a command runner, kernels.
+
+``tests/unit`` runs in-process in seconds; ``tests/integration`` runs the real commands (fairseq-train,
+fairseq-generate, the data recipes, the demo) on tiny synthetic data.
+"""
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from fairseq_shiftadd.recipes import translation_recipe
+from fairseq_shiftadd.venv_commands import run_venv_command
+
 REPO = Path(__file__).resolve().parents[1]
 KERNEL_USERS = ("fairseq_shiftadd.modules.add_linear", "fairseq_shiftadd.modules.add_conv")
-BIN = Path(sys.executable).parent
 
 
 def run(args: list[str], cwd: Path = REPO, check: bool = True, timeout: int = 900) -> subprocess.CompletedProcess:
     """Run an installed command (fairseq-train, shiftadd-cost, ...) of this venv, CPU only."""
-    env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", CUDA_VISIBLE_DEVICES="")
-    proc = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    proc = run_venv_command(args, cwd=cwd, timeout=timeout)
     if check and proc.returncode != 0:
         raise AssertionError(f"{' '.join(map(str, args))} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}")
     return proc
@@ -38,9 +42,7 @@ def toy_data(tmp_path_factory) -> Path:
 
 
 TRAIN_FLAGS = [
-    "--optimizer", "adam", "--adam-betas", "(0.9,0.98)", "--lr", "3e-3", "--lr-scheduler", "inverse_sqrt",
-    "--warmup-updates", "10", "--criterion", "label_smoothed_cross_entropy", "--label-smoothing", "0.1",
-    "--max-tokens", "1500", "--no-progress-bar", "--log-interval", "5", "--seed", "1", "--num-workers", "0", "--cpu",
+    *translation_recipe("3e-3", 10), "--max-tokens", "1500", "--no-progress-bar", "--log-interval", "5", "--seed", "1", "--num-workers", "0", "--cpu",
     "--no-epoch-checkpoints",
 ]
 SPACE_FILE = "configs/spaces/tiny.yml"
@@ -58,13 +60,20 @@ def supernet_dir(toy_data: Path, tmp_path_factory) -> Path:
     return save
 
 
+@pytest.fixture
+def kernels() -> None:
+    """Skip the test when the C++ kernels cannot be built (they are built here, never at collection)."""
+    from fairseq_shiftadd.modules import kernels_available
+
+    if not kernels_available():
+        pytest.skip("C++ kernels could not be built")
+
+
 @pytest.fixture(params=["kernel", "fallback"])
 def backend(request, monkeypatch) -> str:
     """Run a test on the C++ kernels and again on the pure-torch fallback."""
-    from fairseq_shiftadd.modules import kernels_available
-
-    if request.param == "kernel" and not kernels_available():
-        pytest.skip("C++ kernels could not be built")
+    if request.param == "kernel":
+        request.getfixturevalue("kernels")
     if request.param == "fallback":
         for module in KERNEL_USERS:
             monkeypatch.setattr(sys.modules[module], "use_kernels", lambda *tensors: False)

@@ -7,7 +7,7 @@ because an averaged model is for decoding, not for resuming.
 
 Usage::
 
-    python -m fairseq_shiftadd.cli.average --dir OUT --last 10 --output OUT/checkpoint_avg10.pt
+    shiftadd-average --dir OUT --last 10 --output OUT/checkpoint_avg10.pt
 """
 from __future__ import annotations
 
@@ -19,7 +19,8 @@ from typing import Any, Sequence
 
 import torch
 
-from .common import user_errors_to_exit
+from ..files import atomic_path
+from ..errors import InvalidInput, MissingInput, user_errors_to_exit
 
 EPOCH_CHECKPOINT = re.compile(r"checkpoint(\d+)\.pt")
 
@@ -27,7 +28,7 @@ EPOCH_CHECKPOINT = re.compile(r"checkpoint(\d+)\.pt")
 def last_epoch_checkpoints(directory: str | Path, count: int) -> list[Path]:
     """The ``count`` newest ``checkpointN.pt`` files of a save dir, oldest first."""
     if count < 1:
-        raise ValueError(f"count must be >= 1, got {count}")
+        raise InvalidInput(f"count must be >= 1, got {count}")
     directory = Path(directory)
     found = sorted(
         (int(match.group(1)), path)
@@ -35,14 +36,14 @@ def last_epoch_checkpoints(directory: str | Path, count: int) -> list[Path]:
         if (match := EPOCH_CHECKPOINT.fullmatch(path.name))
     )
     if len(found) < count:
-        raise ValueError(f"{directory} has {len(found)} epoch checkpoints, fewer than the {count} to average")
+        raise InvalidInput(f"{directory} has {len(found)} epoch checkpoints, fewer than the {count} to average")
     return [path for _, path in found[-count:]]
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
+        raise MissingInput(f"checkpoint {path} does not exist")
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
@@ -53,19 +54,19 @@ def average_checkpoints(paths: Sequence[str | Path]) -> dict[str, Any]:
     integer buffers) must agree across checkpoints and are kept.
     """
     if not paths:
-        raise ValueError("paths: at least one checkpoint is required")
+        raise InvalidInput("paths: at least one checkpoint is required")
     sums: dict[str, torch.Tensor] = {}
     state: dict[str, Any] = {}
     for path in paths:
         state = load_checkpoint(path)
         model = state["model"]
         if sums and model.keys() != sums.keys():
-            raise ValueError(f"{path} has other parameters than {paths[0]}; only checkpoints of one model can be averaged")
+            raise InvalidInput(f"{path} has other parameters than {paths[0]}; only checkpoints of one model can be averaged")
         for name, tensor in model.items():
             if tensor.is_floating_point():
                 sums[name] = sums[name] + tensor.double() if name in sums else tensor.double()
             elif name in sums and not torch.equal(sums[name], tensor):
-                raise ValueError(f"{path}: non-float tensor {name} differs from {paths[0]}; cannot average it")
+                raise InvalidInput(f"{path}: non-float tensor {name} differs from {paths[0]}; cannot average it")
             else:
                 sums[name] = tensor
     newest = state["model"]
@@ -79,16 +80,13 @@ def average_checkpoints(paths: Sequence[str | Path]) -> dict[str, Any]:
 
 def write_checkpoint(state: dict[str, Any], path: str | Path) -> None:
     """Save atomically: an interrupted save never leaves a truncated checkpoint behind."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(state, tmp)
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
 
 
 @user_errors_to_exit
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m fairseq_shiftadd.cli.average", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="shiftadd-average", description=__doc__.split("\n\n")[0])
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--inputs", nargs="+", help="checkpoints to average")
     source.add_argument("--dir", help="a fairseq save dir; with --last N, average its N newest epoch checkpoints")

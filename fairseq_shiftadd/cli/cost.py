@@ -6,8 +6,8 @@ import json
 import sys
 
 from ..hardware.costing import HARDWARE, SubnetCoster
-from ..search.space import SearchSpace, load_subnet_file
-from .common import user_errors_to_exit
+from ..space import WEIGHT_SHARING_MODES, SearchSpace, load_subnet_file
+from ..errors import InvalidInput, user_errors_to_exit
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -21,7 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--include-embeddings", action="store_true", help="also charge the output projection")
     parser.add_argument("--memory", action="store_true", help="op-count: add a DRAM traffic term (weights + activations once)")
     parser.add_argument("--vocab-size", type=int, default=32000, help="joined vocabulary size (params, output projection)")
-    parser.add_argument("--weight-sharing", choices=("none", "plain", "heterogeneous"), default="none")
+    parser.add_argument("--weight-sharing", choices=WEIGHT_SHARING_MODES, default="none")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     return parser
 
@@ -30,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.tokens < 1:
-        raise ValueError(f"--tokens must be positive, got {args.tokens}")
+        raise InvalidInput(f"--tokens must be positive, got {args.tokens}")
     if args.search_space:
         space = SearchSpace.from_file(args.search_space)
         subnet = space.load_subnet(args.subnet)

@@ -1,4 +1,4 @@
-"""``scripts/export_subnet.py SUPERNET.pt SUBNET.yml OUT.pt``: a subnet of a supernet as a standalone model.
+"""``shiftadd-export-subnet SUPERNET.pt SUBNET.yml OUT.pt``: a subnet of a supernet as a standalone model.
 
 The output is a regular fairseq checkpoint of ``--arch shiftadd_transformer`` (only the chosen
 operators and sizes), usable with ``fairseq-generate --path OUT.pt`` or to initialise retraining.
@@ -6,14 +6,14 @@ operators and sizes), usable with ``fairseq-generate --path OUT.pt`` or to initi
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
 import torch
 
+from ..files import atomic_path
 from ..models.export import export_subnet, supernet_space
-from .common import user_errors_to_exit
+from ..errors import MissingInput, user_errors_to_exit
 
 
 @user_errors_to_exit
@@ -24,15 +24,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("out", help="output checkpoint")
     args = parser.parse_args(argv)
     if not Path(args.supernet).is_file():
-        raise FileNotFoundError(f"supernet checkpoint {args.supernet} does not exist")
+        raise MissingInput(f"supernet checkpoint {args.supernet} does not exist")
     state = torch.load(args.supernet, map_location="cpu", weights_only=True)
     subnet = supernet_space(state).load_subnet(args.subnet)
     exported = export_subnet(state, subnet)
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
-    torch.save(exported, tmp)
-    os.replace(tmp, out)
+    with atomic_path(out) as tmp:
+        torch.save(exported, tmp)
     params = sum(t.numel() for t in exported["model"].values() if t.is_floating_point())
     print(f"wrote {out}: {params / 1e6:.2f} M weights ({len(exported['model'])} tensors)")
     return 0

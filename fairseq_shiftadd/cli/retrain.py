@@ -1,4 +1,4 @@
-"""Retrain a searched subnet from scratch with the paper's recipe (``scripts/retrain.sh``).
+"""``shiftadd-retrain``: retrain a searched subnet from scratch with the paper's recipe.
 
 ``retrain SUBNET.yml DATA OUT [fairseq-train args]`` runs ``fairseq-train --arch
 shiftadd_transformer --subnet SUBNET.yml`` with HAT's subnet recipe: Adam (0.9, 0.98), lr 1e-3,
@@ -19,14 +19,16 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from ..search.space import load_subnet_file
+from ..recipes import retrain_recipe
+from ..space import load_subnet_file
 from .average import average_checkpoints, last_epoch_checkpoints, write_checkpoint
-from .common import USER_DIR, user_errors_to_exit
+from ..errors import InvalidInput, MissingInput, user_errors_to_exit
+from .common import USER_DIR
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="scripts/retrain.sh", description=__doc__.split("\n\n")[0],
+        prog="shiftadd-retrain", description=__doc__.split("\n\n")[0],
         epilog="Other options go to fairseq-train unchanged.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
@@ -49,10 +51,7 @@ def train_command(args: argparse.Namespace, extra: Sequence[str]) -> list[str]:
         sys.executable, "-m", "fairseq_cli.train", args.data,
         "--user-dir", USER_DIR, "--task", "translation",
         "--arch", "shiftadd_transformer", "--subnet", args.subnet, "--weight-sharing", "none",
-        "--optimizer", "adam", "--adam-betas", "(0.9, 0.98)", "--clip-norm", "0.0",
-        "--lr", str(args.lr), "--lr-scheduler", "cosine", "--warmup-updates", str(args.warmup_updates),
-        "--warmup-init-lr", "1e-7", "--min-lr", "1e-7", "--max-update", str(args.max_update),
-        "--criterion", "label_smoothed_cross_entropy", "--label-smoothing", "0.1", "--dropout", "0.3",
+        *retrain_recipe(str(args.lr), args.warmup_updates, args.max_update),
         "--max-tokens", str(args.max_tokens),
         "--valid-subset", args.valid_subset, "--best-checkpoint-metric", "loss",
         "--save-dir", args.out, *keep,
@@ -63,16 +62,16 @@ def train_command(args: argparse.Namespace, extra: Sequence[str]) -> list[str]:
 def check(args: argparse.Namespace) -> None:
     """Refuse test-set selection and obviously wrong inputs before a long run starts."""
     if "test" in args.valid_subset.split(","):
-        raise ValueError("--valid-subset must not include test: checkpoints are selected on validation data only")
+        raise InvalidInput("--valid-subset must not include test: checkpoints are selected on validation data only")
     if not Path(args.data).is_dir():
-        raise FileNotFoundError(f"data directory {args.data} does not exist")
+        raise MissingInput(f"data directory {args.data} does not exist")
     load_subnet_file(args.subnet)
     if args.max_update < 1 or args.warmup_updates < 0 or args.warmup_updates >= args.max_update:
-        raise ValueError(
+        raise InvalidInput(
             f"--warmup-updates ({args.warmup_updates}) must be >= 0 and below --max-update ({args.max_update})"
         )
     if args.average_last < 0:
-        raise ValueError(f"--average-last must be >= 0, got {args.average_last}")
+        raise InvalidInput(f"--average-last must be >= 0, got {args.average_last}")
 
 
 @user_errors_to_exit

@@ -1,4 +1,4 @@
-"""Score a retrained subnet as papers do (``scripts/score.sh CKPT DATA [SUBSET]``).
+"""``shiftadd-score CKPT DATA [SUBSET]``: score a retrained subnet as papers do.
 
 Runs ``fairseq-generate`` with beam 4 and length penalty 0.6 on the sentencepiece-encoded data
 and prints two BLEU scores of the same hypotheses:
@@ -26,12 +26,13 @@ from typing import Sequence
 from sacrebleu.metrics import BLEU
 from sacrebleu.tokenizers.tokenizer_13a import Tokenizer13a
 
+from ..data.sized_dictionary import data_vocab_size
 from ..hardware.costing import SubnetCoster
 from ..models.shiftadd_transformer import ShiftAddTransformer
-from ..search.space import Subnet, load_subnet_file
+from ..space import Subnet, load_subnet_file
 from .average import load_checkpoint
-from .common import USER_DIR, user_errors_to_exit
-from .search import data_vocab_size
+from ..errors import InvalidInput, MissingInput, UserError, user_errors_to_exit
+from .common import USER_DIR
 
 _HYPHEN = re.compile(r"(\S)-(\S)")
 
@@ -80,13 +81,13 @@ def checkpoint_subnet(path: str) -> Subnet:
     model_cfg = (load_checkpoint(path).get("cfg") or {}).get("model") or {}
     try:
         return ShiftAddTransformer.checkpoint_subnet(model_cfg)
-    except ValueError as err:
-        raise ValueError(f"{path}: {err}") from None
+    except UserError as err:
+        raise InvalidInput(f"{path}: {err}") from None
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="scripts/score.sh", description=__doc__.split("\n\n")[0],
+        prog="shiftadd-score", description=__doc__.split("\n\n")[0],
         epilog="Other options go to fairseq-generate unchanged (e.g. --cpu, --max-tokens 2048).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
@@ -116,7 +117,7 @@ def generate_command(args: argparse.Namespace, extra: Sequence[str]) -> list[str
 def main(argv: Sequence[str] | None = None) -> int:
     args, extra = build_parser().parse_known_args(argv)
     if not Path(args.data).is_dir():
-        raise FileNotFoundError(f"data directory {args.data} does not exist")
+        raise MissingInput(f"data directory {args.data} does not exist")
     subnet = load_subnet_file(args.subnet) if args.subnet else checkpoint_subnet(args.checkpoint)
     coster = SubnetCoster(None, vocab_size=data_vocab_size(args.data))
     if args.subset == "test":

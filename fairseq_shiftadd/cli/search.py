@@ -22,8 +22,9 @@ from typing import TYPE_CHECKING, Callable, Sequence
 from ..search.evolution import (
     Constraint, Cost, Evolution, EvolutionConfig, SearchResult, cached_cost, evolve_budgets,
 )
-from ..search.space import SearchSpace, Subnet
-from .common import user_errors_to_exit
+from ..space import SearchSpace, Subnet
+from ..data.sized_dictionary import data_vocab_size
+from ..errors import MissingInput, user_errors_to_exit
 
 if TYPE_CHECKING:
     from ..search.fitness import SupernetFitness
@@ -74,16 +75,6 @@ def build_parser() -> argparse.ArgumentParser:
     fitness.add_argument("--cuda", action="store_true", help="evaluate on the GPU (default: CPU)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return parser
-
-
-def data_vocab_size(data: str) -> int:
-    """The largest dictionary of a binarized data dir (the joined one when source and target share)."""
-    from fairseq.data import Dictionary
-
-    paths = sorted(Path(data).glob("dict.*.txt"))
-    if not paths:
-        raise FileNotFoundError(f"data directory {data} has no dict.*.txt (is it fairseq-preprocess output?)")
-    return max(len(Dictionary.load(str(path))) for path in paths)
 
 
 # budget option -> cost column it limits
@@ -144,7 +135,7 @@ def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
         files.append(("--latency-predictor", args.latency_predictor, Path.is_file))
     for what, path, exists in files:
         if not exists(Path(path)):
-            raise FileNotFoundError(f"{what} {path} does not exist")
+            raise MissingInput(f"{what} {path} does not exist")
 
 
 class LazyFitness:

@@ -20,6 +20,8 @@ from fairseq.criterions.label_smoothed_cross_entropy import (
     LabelSmoothedCrossEntropyCriterionConfig,
 )
 
+from ..errors import InvalidInput, MissingInput
+
 
 @dataclass
 class WordDistillationConfig(LabelSmoothedCrossEntropyCriterionConfig):
@@ -32,15 +34,15 @@ class WordDistillationConfig(LabelSmoothedCrossEntropyCriterionConfig):
 def load_teacher(path: str, task) -> torch.nn.Module:
     """The teacher model in eval mode, frozen; its dictionary must be the task's."""
     if not path:
-        raise ValueError("--criterion word_distillation needs --teacher CHECKPOINT")
+        raise InvalidInput("--criterion word_distillation needs --teacher CHECKPOINT")
     if not Path(path).is_file():
-        raise FileNotFoundError(f"--teacher {path} does not exist")
+        raise MissingInput(f"--teacher {path} does not exist")
     state = torch.load(path, map_location="cpu", weights_only=True)
     models, _ = checkpoint_utils.load_model_ensemble([path], task=task, state=state)
     teacher = models[0].eval()
     output_size = teacher.decoder.output_projection.out_features if hasattr(teacher.decoder, "output_projection") else None
     if output_size is not None and output_size != len(task.target_dictionary):
-        raise ValueError(f"--teacher {path} predicts {output_size} words, the data's dictionary has {len(task.target_dictionary)}")
+        raise InvalidInput(f"--teacher {path} predicts {output_size} words, the data's dictionary has {len(task.target_dictionary)}")
     for parameter in teacher.parameters():
         parameter.requires_grad_(False)
     return teacher
@@ -51,7 +53,7 @@ class WordDistillationCriterion(LabelSmoothedCrossEntropyCriterion):
     def __init__(self, task, sentence_avg, label_smoothing, teacher, distill_weight, ignore_prefix_size=0, report_accuracy=False):
         super().__init__(task, sentence_avg, label_smoothing, ignore_prefix_size, report_accuracy)
         if not 0.0 <= distill_weight <= 1.0:
-            raise ValueError(f"--distill-weight must be in [0, 1], got {distill_weight}")
+            raise InvalidInput(f"--distill-weight must be in [0, 1], got {distill_weight}")
         self.distill_weight = distill_weight
         # A list, not an attribute: the teacher's parameters must stay out of the criterion's (trained) parameters.
         self._teacher = [load_teacher(teacher, task)]

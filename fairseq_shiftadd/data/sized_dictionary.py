@@ -1,11 +1,15 @@
-"""A placeholder fairseq Dictionary of a given size, for models built without data.
+"""Vocabulary sizes: a binarized data dir's, and a placeholder fairseq Dictionary of a given size.
 
 Costing, latency timing and subnet export build models whose only tie to the data is the
 vocabulary size (the embedding and output-projection shapes); this gives them a dictionary.
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 from fairseq.data import Dictionary
+
+from ..errors import MissingInput
 
 
 def dictionary_of_size(size: int) -> Dictionary:
@@ -14,3 +18,11 @@ def dictionary_of_size(size: int) -> Dictionary:
     for i in range(max(size - len(dictionary), 0)):
         dictionary.add_symbol(f"w{i}")
     return dictionary
+
+
+def data_vocab_size(data: str | Path) -> int:
+    """The largest dictionary of a binarized data dir (the joined one when source and target share)."""
+    paths = sorted(Path(data).glob("dict.*.txt"))
+    if not paths:
+        raise MissingInput(f"data directory {data} has no dict.*.txt (is it fairseq-preprocess output?)")
+    return max(len(Dictionary.load(str(path))) for path in paths)

@@ -1,6 +1,6 @@
 """The paper's analytical row-stationary accelerator: energy (mJ) and latency (ms) per op and in total.
 
-DESIGN.md section 7 describes the model behind ShiftAddNAS's figures (Transformer-base at 30
+docs/architecture.md ("Accelerator model") describes the model behind ShiftAddNAS's figures (Transformer-base at 30
 tokens: 69.41 mJ / 41.82 ms): an Eyeriss-style array at 250 MHz; each op is a convolution-shaped
 loop nest; among the valid tilings (:mod:`.tiling`) each op keeps the one minimising
 (energy - min)/max + (latency - min)/max. The optimum depends only on the op's shape and on how
@@ -15,7 +15,7 @@ How operators are charged (``conventions``):
     shares is not charged, as in the published baseline (3.7 pJ per MAC at 32 bits = the mult
     alone), so the three operators are compared on the same footing. (The op-count model
     charges the accumulate add too.)
-    Data movement of a mult op: every word at ``bits``, exactly as DESIGN.md section 7.
+    Data movement of a mult op: every word at ``bits``, as the paper's model does.
     A shift op's weight is a sign and a shift amount: DeepShift-PS clamps shifts to [-14, 0] and
     signs to {-1, 0, +1}, 2 * 15 + 1 = 31 codes, one 5-bit word. Weights are stored and moved as
     such, so weight traffic (DRAM, NoC, RF weight reads) is charged at 5 bits; the inputs are
@@ -26,8 +26,7 @@ How operators are charged (``conventions``):
     feature maps as any op of its shape: it is charged the data movement of a mult op.
 
 ``"public"``
-    The public script's conventions, to compare with its hybrid figures (DESIGN.md section 7,
-    last bullet; section 6, flaw 4): shift ops move every word at 10 bits and run at twice the
+    The public script's conventions, to compare with its hybrid figures (docs/architecture.md, "Where we depart from the public code"): shift ops move every word at 10 bits and run at twice the
     clock; add ops are assumed on the PE array, with no DRAM, buffer or NoC traffic. Compute as
     in ``"ours"``; mult ops as in ``"ours"``.
 """
@@ -41,12 +40,13 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from .energy_table import MEMORY_ENERGY_RATIO, UNIT_ENERGY_PJ, unit_energy_pj
-from .ops import OPERATORS, OpRecord
+from ..op_record import OpRecord
+from ..space import OPERATORS
 from .tiling import FACTORS, Shape, ordered_factorisations, valid_tilings
 
 CONVENTIONS = ("ours", "public")
 CLOCK_HZ = 250e6
-WORD_BITS = 16  # access energies are per 16-bit word: the b = bits/16 of DESIGN.md
+WORD_BITS = 16  # access energies are per 16-bit word: the b = bits/16 of docs/architecture.md
 SHIFT_WEIGHT_BITS = 5  # sign + shift amount of a DeepShift-PS weight (see module docstring)
 PUBLIC_SHIFT_BITS = 10
 PUBLIC_SHIFT_CLOCK_RATIO = 2.0

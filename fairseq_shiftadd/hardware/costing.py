@@ -16,10 +16,10 @@ from fairseq.data import Dictionary
 from ..data.sized_dictionary import dictionary_of_size
 from ..models.shiftadd_supernet import ShiftAddSupernet, ShiftAddSupernetConfig
 from ..models.shiftadd_transformer import ShiftAddTransformer, ShiftAddTransformerConfig
-from ..search.space import SearchSpace, Subnet
+from ..space import SearchSpace, Subnet
 from .accelerator import accelerator_cost
 from .energy import opcount_report
-from .ops import OpRecord
+from ..op_record import OpRecord
 
 HARDWARE = ("opcount", "accelerator")
 

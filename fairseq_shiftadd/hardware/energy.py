@@ -1,6 +1,6 @@
 """The op-count energy model: arithmetic counted from the model's own modules, priced per op.
 
-Conventions (DESIGN.md section 5): a MAC is one mult and one add, an add-operator tap two adds
+Conventions (docs/architecture.md, "Costing"): a MAC is one mult and one add, an add-operator tap two adds
 (difference and accumulate), a shift-operator tap one shift and one add; "mult" counts MACs.
 An optional memory-traffic term, kept apart from compute energy, reads every weight and every
 op's input activations once per sequence from DRAM, at the DRAM cost of the accelerator model
@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from .energy_table import MEMORY_ENERGY_RATIO, op_energy_pj, unit_energy_pj
-from .ops import OpRecord
+from ..op_record import OpRecord
 
 PJ_PER_MJ = 1e9
 

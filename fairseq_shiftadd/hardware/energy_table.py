@@ -1,6 +1,6 @@
 """Unit energies of arithmetic and memory: the one table every cost model reads.
 
-Arithmetic, in pJ per operation at 45 nm (DESIGN.md section 5): the mult and add figures are
+Arithmetic, in pJ per operation at 45 nm (docs/architecture.md, "Costing"): the mult and add figures are
 M. Horowitz, "Computing's energy problem (and what we can do about it)", ISSCC 2014 (32-bit
 float and 8-bit integer); the shift figures are those the ShiftAdd papers (DeepShift, ShiftAddNet,
 ShiftAddNAS) tabulate beside Horowitz's for a barrel shifter of the same width.

@@ -12,7 +12,7 @@ other core) slows both runs of a pair alike, so the ratio keeps the subnet's cos
 drift: on the project's 2-core VM, re-measuring 60 tiny subnets differed by 17.5-24.7% MAPE with
 direct timing and by 3.4-4.0% with paired timing (BENCHMARKS.md).
 
-Unlike HAT's script, which ShiftAddNAS reuses (DESIGN.md section 6, flaw 5), the model is in
+Unlike HAT's script, which ShiftAddNAS reuses (docs/architecture.md, "Where we depart from the public code"), the model is in
 ``eval()`` mode and no autograd graph is recorded (``torch.inference_mode``), so dropout and graph
 bookkeeping are not timed. Thread count and device are pinned for the measurement and recorded.
 """
@@ -27,6 +27,7 @@ from typing import Any, Iterator
 
 import torch
 from torch import nn
+from ..errors import InvalidInput
 
 
 def describe_device(device: torch.device) -> str:
@@ -59,7 +60,7 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     except RuntimeError:
         raise ValueError(f"device must be 'cpu' or 'cuda[:N]', got {device!r}") from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device} requested but CUDA is not available on this machine")
+        raise InvalidInput(f"device {device} requested but CUDA is not available on this machine")
     if device.type not in ("cpu", "cuda"):
         raise ValueError(f"device must be 'cpu' or 'cuda[:N]', got {str(device)!r}")
     return device
@@ -71,7 +72,7 @@ def pinned_threads(threads: int | None) -> Iterator[int]:
     previous = torch.get_num_threads()
     if threads is not None:
         if threads < 1:
-            raise ValueError(f"threads must be a positive integer, got {threads}")
+            raise InvalidInput(f"threads must be a positive integer, got {threads}")
         torch.set_num_threads(threads)
     try:
         yield torch.get_num_threads()

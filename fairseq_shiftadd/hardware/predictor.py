@@ -14,14 +14,15 @@ import numpy as np
 import torch
 from fairseq import checkpoint_utils
 
-from fairseq_shiftadd.hardware.features import feature_layout, space_fingerprint
+from fairseq_shiftadd.hardware.features import feature_layout
 from fairseq_shiftadd.models.latency_mlp import LatencyMLP
-from fairseq_shiftadd.search.space import SearchSpace, SpaceError, Subnet
+from fairseq_shiftadd.space import SearchSpace, SpaceError, Subnet
+from ..errors import InvalidInput, MissingInput
 
 
 class LatencyPredictor:
     def __init__(self, model: LatencyMLP, space: SearchSpace):
-        fingerprint = space_fingerprint(space)
+        fingerprint = space.fingerprint()
         if fingerprint != model.fingerprint:
             raise SpaceError(
                 f"latency predictor was trained for another search space than {space.name} "
@@ -40,11 +41,11 @@ class LatencyPredictor:
                 Default: the space stored in the checkpoint.
         """
         if not os.path.isfile(path):
-            raise FileNotFoundError(f"latency predictor checkpoint {path} does not exist")
+            raise MissingInput(f"latency predictor checkpoint {path} does not exist")
         state = checkpoint_utils.load_checkpoint_to_cpu(str(path))
         stored_space = (state.get("task_state") or {}).get("search_space")
         if stored_space is None or "model" not in state:
-            raise ValueError(f"{path} is not a latency_prediction checkpoint (no search space in its task state)")
+            raise InvalidInput(f"{path} is not a latency_prediction checkpoint (no search space in its task state)")
         model = LatencyMLP.from_state_dict(state["model"])
         if space is None:
             space = SearchSpace.from_dict(stored_space, name_hint="checkpoint")

@@ -1,6 +1,6 @@
 """Every valid row-stationary tiling of one convolution-shaped op, enumerated at once with numpy.
 
-The ShiftAddNAS accelerator (DESIGN.md section 7) splits each loop into ordered factors,
+The ShiftAddNAS accelerator (docs/architecture.md, "Accelerator model") splits each loop into ordered factors,
 N = N0*N3, M = M0*M1*M2*M3, C = C0*C1*C2*C3 (C3 = 1), E = E1*E3, and keeps those that fit the
 PE array, the register files and the global buffer. Instead of nesting Python loops over the
 factorisations (the public script's 115 s for Transformer-base), the factorisations of each
@@ -14,7 +14,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from .ops import OpRecord
+from ..op_record import OpRecord
 
 PE_COUNT = 168  # M1*C1*E1*R < PE_COUNT
 MAX_M0 = 16  # M0 <= MAX_M0
@@ -75,7 +75,8 @@ def _cross(left: np.ndarray, right: np.ndarray) -> np.ndarray:
 
 @lru_cache(maxsize=4096)
 def valid_tilings(shape: Shape) -> np.ndarray:
-    """The tilings of ``shape`` that satisfy every constraint of DESIGN.md section 7.
+    """The tilings of ``shape`` that satisfy every constraint of the accelerator model
+    (docs/architecture.md).
 
     Returns: int64 [count, 12], columns in :data:`FACTORS` order, read-only (it is cached).
     """

@@ -8,9 +8,10 @@ from fairseq.models.transformer import Embedding
 
 from ..modules.hybrid_layer import HybridDecoderLayer, HybridEncoderLayer, LayerOptions
 from ..modules.operator_recipe import OperatorRecipe
-from ..search.space import SearchSpace, Subnet
+from ..space import SearchSpace, Subnet
 from .config import HybridTransformerConfig
 from .hybrid_transformer import HybridDecoder, HybridEncoder, HybridTransformerModel
+from ..errors import InvalidInput
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,7 @@ def build_hybrid_model(
     )
     if cfg.share_all_embeddings:
         if src_dict != tgt_dict:
-            raise ValueError("--share-all-embeddings needs a joined dictionary (fairseq-preprocess --joined-dictionary)")
+            raise InvalidInput("--share-all-embeddings needs a joined dictionary (fairseq-preprocess --joined-dictionary)")
         shared = Embedding(len(src_dict), max(encoder.embed_dim, decoder.embed_dim), src_dict.pad())
         encoder_embed = decoder_embed = shared
     else:

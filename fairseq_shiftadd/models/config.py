@@ -2,14 +2,17 @@
 # No `from __future__ import annotations`: fairseq reads the config dataclasses' field types at run time.
 
 from dataclasses import dataclass, field
-from typing import Optional
 
 from fairseq.dataclass import ChoiceEnum, FairseqDataclass
 from omegaconf import OmegaConf, open_dict
 
-WeightSharing = ChoiceEnum(["none", "plain", "heterogeneous"])
-ShiftParametrization = ChoiceEnum(["latent", "deepshift-ps"])
-AddWeightScale = ChoiceEnum(["input", "linear"])
+from ..modules.operator_recipe import ADD_WEIGHT_SCALES
+from ..modules.shift_linear import SHIFT_PARAMETRIZATIONS
+from ..space import WEIGHT_SHARING_MODES
+
+WeightSharing = ChoiceEnum(list(WEIGHT_SHARING_MODES))
+ShiftParametrization = ChoiceEnum(list(SHIFT_PARAMETRIZATIONS))
+AddWeightScale = ChoiceEnum(list(ADD_WEIGHT_SCALES))
 
 
 @dataclass
@@ -44,20 +47,21 @@ class HybridTransformerConfig(FairseqDataclass):
 
 
 def record_in_config(cfg, key: str, value) -> None:
-    """Store ``value`` in the model config (a dataclass or fairseq's DictConfig) so checkpoints keep it."""
-    if OmegaConf.is_config(cfg):
-        with open_dict(cfg):
-            setattr(cfg, key, value)
-    else:
-        setattr(cfg, key, value)
+    """Store ``value`` in the model config (a dataclass or fairseq's DictConfig) so checkpoints keep it.
 
-
-def fill_defaults(args, config_class) -> None:
-    """Arch function body: every option of ``config_class`` the user did not give gets its default.
-
-    The standalone model registers the legacy way (``add_args`` + arch function) so fairseq hands
-    ``build_model`` the config it saves, and what the model records there reaches the checkpoint.
+    When the ``--arch`` is the model's own name, fairseq builds the model from a merged copy of the
+    run's ``cfg.model`` whose parent is the run's config; the checkpoint saves that config's
+    ``model`` node, so the value goes there too.
     """
-    for name, spec in config_class.__dataclass_fields__.items():
-        if not name.startswith("_") and getattr(args, name, None) is None:
-            setattr(args, name, spec.default)
+    targets = [cfg]
+    if OmegaConf.is_config(cfg):
+        parent = cfg._get_parent()
+        saved = parent.get("model") if OmegaConf.is_dict(parent) else None
+        if OmegaConf.is_config(saved) and saved is not cfg:
+            targets.append(saved)
+    for target in targets:
+        if OmegaConf.is_config(target):
+            with open_dict(target):
+                setattr(target, key, value)
+        else:
+            setattr(target, key, value)

@@ -15,8 +15,9 @@ import torch
 import yaml
 
 from ..data.sized_dictionary import dictionary_of_size
-from ..search.space import SearchSpace, Subnet
+from ..space import SearchSpace, Subnet
 from .shiftadd_transformer import ShiftAddTransformer, ShiftAddTransformerConfig
+from ..errors import InvalidInput
 
 
 def supernet_space(state: dict[str, Any]) -> SearchSpace:
@@ -24,7 +25,7 @@ def supernet_space(state: dict[str, Any]) -> SearchSpace:
     model_cfg = state.get("cfg", {}).get("model") or {}
     text = model_cfg.get("search_space_config")
     if not text:
-        raise ValueError("the checkpoint is not a shiftadd_supernet checkpoint (no search space stored in cfg.model)")
+        raise InvalidInput("the checkpoint is not a shiftadd_supernet checkpoint (no search space stored in cfg.model)")
     return SearchSpace.from_dict(yaml.safe_load(text), name_hint="checkpoint")
 
 
@@ -52,7 +53,7 @@ def export_subnet(state: dict[str, Any], subnet: Subnet) -> dict[str, Any]:
     weights = {}
     for name, target in skeleton.state_dict().items():
         if name not in supernet_weights:
-            raise ValueError(f"the supernet checkpoint has no weight {name} (trained with another --weight-sharing?)")
+            raise InvalidInput(f"the supernet checkpoint has no weight {name} (trained with another --weight-sharing?)")
         source = supernet_weights[name]
         weights[name] = source[tuple(slice(0, size) for size in target.shape)].clone()
     exported = copy.copy(state)

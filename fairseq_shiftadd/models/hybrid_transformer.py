@@ -17,10 +17,10 @@ from fairseq.models import FairseqEncoder, FairseqEncoderDecoderModel, FairseqIn
 from fairseq.modules import SinusoidalPositionalEmbedding
 from torch import Tensor, nn
 
-from ..hardware.ops import OpRecord
+from ..op_record import OpRecord
 from ..modules.elastic import scaled_dropout
 from ..modules.hybrid_layer import HybridDecoderLayer, HybridEncoderLayer, LayerChoice
-from ..search.space import Subnet
+from ..space import Subnet
 
 EncoderOut = Dict[str, List[Tensor]]
 
@@ -156,7 +156,7 @@ class HybridDecoder(HybridStack, FairseqIncrementalDecoder):
         """prev_output_tokens: (B, T). Returns logits (B, T, V) (or features) and fairseq's extra dict.
 
         With ``incremental_state`` only the newest token is run, through exactly the operators of
-        the full-sequence pass (DESIGN.md section 6, flaw 2).
+        the full-sequence pass (docs/architecture.md, "Where we depart from the public code").
         """
         dim = self.embed_dim
         x = embed(prev_output_tokens, self.embed_tokens, dim, self.positions)

@@ -11,6 +11,7 @@ import torch
 from fairseq.dataclass import FairseqDataclass
 from fairseq.models import BaseFairseqModel, register_model
 from torch import nn
+from ..errors import InvalidInput
 
 
 @dataclass
@@ -26,7 +27,7 @@ def parse_hidden_dims(text: str) -> list[int]:
     except ValueError:
         dims = []
     if not dims or any(dim < 1 for dim in dims):
-        raise ValueError(f"--hidden-dims must be comma-separated positive integers, e.g. 400,400,400; got {text!r}")
+        raise InvalidInput(f"--hidden-dims must be comma-separated positive integers, e.g. 400,400,400; got {text!r}")
     return dims
 
 
@@ -60,7 +61,7 @@ class LatencyMLP(BaseFairseqModel):
             if name.startswith("net.") and name.endswith(".weight")
         )
         if not weights or "space_fingerprint" not in state_dict:
-            raise ValueError("state_dict is not a latency_mlp model (no net.*.weight or space_fingerprint)")
+            raise InvalidInput("state_dict is not a latency_mlp model (no net.*.weight or space_fingerprint)")
         hidden = [tensor.shape[0] for _, tensor in weights[:-1]]
         model = cls(weights[0][1].shape[1], hidden, 0.0, 1.0, bytes(state_dict["space_fingerprint"].tolist()).hex())
         model.load_state_dict(state_dict)

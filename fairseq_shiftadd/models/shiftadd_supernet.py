@@ -12,10 +12,11 @@ from typing import Optional
 import yaml
 from fairseq.models import register_model, register_model_architecture
 
-from ..search.space import SearchSpace
+from ..space import SearchSpace
 from .build import SideCandidates, build_hybrid_model
 from .config import HybridTransformerConfig, record_in_config
 from .hybrid_transformer import HybridTransformerModel
+from ..errors import InvalidInput
 
 
 @dataclass
@@ -32,11 +33,13 @@ class ShiftAddSupernet(HybridTransformerModel):
     @classmethod
     def build_model(cls, cfg: ShiftAddSupernetConfig, task) -> "ShiftAddSupernet":
         space = cls.space_of(cfg, task)
-        record_in_config(cfg, "search_space_config", yaml.safe_dump(_space_dict(space), sort_keys=False))
-        return build_hybrid_model(
+        record_in_config(cfg, "search_space_config", yaml.safe_dump(space.to_dict(), sort_keys=False))
+        model = build_hybrid_model(
             cfg, task, SideCandidates.of_space(space, "encoder"), SideCandidates.of_space(space, "decoder"),
             space.largest(), model_cls=cls,
         )
+        model.search_space = space  # what tells a task this model holds many subnets
+        return model
 
     @staticmethod
     def space_of(cfg: ShiftAddSupernetConfig, task) -> SearchSpace:
@@ -44,23 +47,8 @@ class ShiftAddSupernet(HybridTransformerModel):
             return SearchSpace.from_dict(yaml.safe_load(cfg.search_space_config), name_hint="checkpoint")
         space = getattr(task, "space", None)
         if space is None:
-            raise ValueError("--arch shiftadd_supernet_* needs --task shiftadd_supernet_translation --search-space FILE")
+            raise InvalidInput("--arch shiftadd_supernet_* needs --task shiftadd_supernet_translation --search-space FILE")
         return space
-
-
-def _space_dict(space: SearchSpace) -> dict:
-    def side(s, decoder: bool) -> dict:
-        out = {
-            "embed-dim": list(s.embed_dim), "layer-num": list(s.layer_num), "ffn-embed-dim": list(s.ffn_embed_dim),
-            "self-attention-heads": list(s.self_attention_heads), "block-types": list(s.block_types),
-            "ffn-types": list(s.ffn_types), "kernel-sizes": list(s.kernel_sizes),
-        }
-        if decoder:
-            out["ende-attention-heads"] = list(s.ende_attention_heads)
-            out["arbitrary-ende-attn"] = list(s.arbitrary_ende_attn)
-        return out
-
-    return {"name": space.name, "encoder": side(space.encoder, False), "decoder": side(space.decoder, True)}
 
 
 def _defaults(args, dropout: float) -> None:

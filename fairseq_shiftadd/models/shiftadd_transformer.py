@@ -2,7 +2,7 @@
 
 Built from a subnet YAML (``--subnet FILE``) with only the chosen operators at the chosen sizes,
 from the same layer classes as the supernet. Trained from scratch (the paper's retraining) or
-initialised from a supernet checkpoint by ``scripts/export_subnet.py``.
+initialised from a supernet checkpoint by ``shiftadd-export-subnet``.
 """
 # No `from __future__ import annotations`: fairseq reads the config dataclasses' field types at run time.
 
@@ -11,13 +11,13 @@ from types import SimpleNamespace
 from typing import Optional
 
 import yaml
-from fairseq.dataclass.utils import gen_parser_from_dataclass
-from fairseq.models import register_model, register_model_architecture
+from fairseq.models import register_model
 
-from ..search.space import Subnet, load_subnet_file, parse_subnet
+from ..space import Subnet, load_subnet_file, parse_subnet
 from .build import SideCandidates, build_hybrid_model
-from .config import HybridTransformerConfig, fill_defaults, record_in_config
+from .config import HybridTransformerConfig, record_in_config
 from .hybrid_transformer import HybridTransformerModel
+from ..errors import InvalidInput
 
 
 @dataclass
@@ -28,11 +28,9 @@ class ShiftAddTransformerConfig(HybridTransformerConfig):
     )
 
 
-@register_model("shiftadd_transformer")
+@register_model("shiftadd_transformer", dataclass=ShiftAddTransformerConfig)
 class ShiftAddTransformer(HybridTransformerModel):
-    @staticmethod
-    def add_args(parser) -> None:
-        gen_parser_from_dataclass(parser, ShiftAddTransformerConfig())
+    """A standalone hybrid subnet (``--arch shiftadd_transformer --subnet FILE``)."""
 
     @classmethod
     def build_model(cls, cfg: ShiftAddTransformerConfig, task) -> "ShiftAddTransformer":
@@ -47,16 +45,16 @@ class ShiftAddTransformer(HybridTransformerModel):
         if getattr(cfg, "subnet_config", None):
             return parse_subnet(yaml.safe_load(cfg.subnet_config), where="checkpoint subnet")
         if not cfg.subnet:
-            raise ValueError("--arch shiftadd_transformer needs --subnet FILE (a subnet YAML)")
+            raise InvalidInput("--arch shiftadd_transformer needs --subnet FILE (a subnet YAML)")
         return load_subnet_file(cfg.subnet)
 
     @classmethod
     def checkpoint_subnet(cls, model_cfg) -> Subnet:
         """The subnet of a saved standalone model; ``model_cfg`` is a checkpoint's ``cfg.model``
-        (an argparse Namespace when fairseq-train wrote it, a dict when export_subnet did)."""
+        (a dict; an argparse Namespace in checkpoints of older versions)."""
         fields = model_cfg if isinstance(model_cfg, dict) else vars(model_cfg)
         if fields.get("_name") != "shiftadd_transformer":
-            raise ValueError("not a standalone shiftadd_transformer checkpoint (retrain or export a subnet first)")
+            raise InvalidInput("not a standalone shiftadd_transformer checkpoint (retrain or export a subnet first)")
         return cls.subnet_of(SimpleNamespace(subnet_config=fields.get("subnet_config"), subnet=fields.get("subnet")))
 
     def set_subnet(self, subnet: Subnet) -> None:
@@ -64,7 +62,3 @@ class ShiftAddTransformer(HybridTransformerModel):
             raise ValueError("a standalone shiftadd_transformer runs only the subnet it was built for")
         super().set_subnet(subnet)
 
-
-@register_model_architecture("shiftadd_transformer", "shiftadd_transformer")
-def shiftadd_transformer(args) -> None:
-    fill_defaults(args, ShiftAddTransformerConfig)

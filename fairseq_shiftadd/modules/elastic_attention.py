@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from fairseq.incremental_decoding_utils import with_incremental_state
 from torch import Tensor, nn
 
-from ..hardware.ops import OpRecord
+from ..op_record import OpRecord
 from .elastic import elastic_linear
 
 IncrementalState = Dict[str, Dict[str, Optional[Tensor]]]
@@ -94,7 +94,7 @@ class ElasticAttention(nn.Module):
         return elastic_linear(out, self.out_proj, dim)
 
     def cost_ops(self, prefix: str, layer: str, tokens: int, key_tokens: int, dim: int, key_dim: int, num_heads: int) -> list[OpRecord]:
-        """Projections over their tokens, then Q K^T and A V as batched products (DESIGN.md 5, 7)."""
+        """Projections over their tokens, then Q K^T and A V as batched products (docs/architecture.md, "Costing")."""
         head_dim = dim // num_heads
         return [
             OpRecord.linear(f"{prefix}.q_proj", layer, "mult", tokens, dim, dim, dim * dim + dim),

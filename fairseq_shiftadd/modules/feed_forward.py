@@ -6,7 +6,7 @@ from typing import Sequence
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..hardware.ops import OpRecord
+from ..op_record import OpRecord
 from .elastic import elastic_layer_norm, scaled_dropout
 from .operator_linear import OperatorLinear
 from .operator_recipe import OperatorRecipe

@@ -17,8 +17,8 @@ from typing import Optional, Sequence
 import torch
 from torch import Tensor, nn
 
-from ..hardware.ops import OpRecord
-from ..search.space import block_branch, block_has_attention
+from ..op_record import OpRecord
+from ..space import block_branch, block_has_attention
 from .elastic import elastic_layer_norm, scaled_dropout
 from .elastic_attention import ElasticAttention
 from .feed_forward import FeedForward

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from fairseq.modules.lightweight_convolution import LightweightConv1dTBC
 from torch import Tensor, nn
 
-from ..hardware.ops import OpRecord
+from ..op_record import OpRecord
 from .add_conv import AddConv1d
 from .elastic import elastic_linear
 from .operator_recipe import OperatorRecipe

@@ -16,14 +16,13 @@ from typing import Sequence
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..hardware.ops import OpRecord
+from ..op_record import OpRecord
+from ..space import OPERATORS, WEIGHT_SHARING_MODES
 from .add_linear import AddLinear, add_linear
 from .elastic import elastic_linear
 from .laplace_transform import LaplaceTransform
 from .operator_recipe import OperatorRecipe
 from .shift_linear import ShiftLinear, power_of_two
-
-WEIGHT_SHARING_MODES = ("none", "plain", "heterogeneous")
 
 
 class OperatorLinear(nn.Module):
@@ -43,7 +42,7 @@ class OperatorLinear(nn.Module):
         super().__init__()
         if weight_sharing not in WEIGHT_SHARING_MODES:
             raise ValueError(f"weight_sharing must be one of {WEIGHT_SHARING_MODES}, got {weight_sharing!r}")
-        unknown = [op for op in operators if op not in ("mult", "shift", "add")]
+        unknown = [op for op in operators if op not in OPERATORS]
         if unknown:
             raise ValueError(f"operators must be among mult, shift, add; got {unknown[0]!r}")
         self.operators = tuple(operators)

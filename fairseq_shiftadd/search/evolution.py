@@ -30,7 +30,9 @@ from typing import Any, Callable, Mapping, Sequence
 import yaml
 from tqdm import tqdm
 
-from .space import SearchSpace, Subnet, atomic_write_text, write_subnet
+from ..files import atomic_path, atomic_write_text
+from ..space import SearchSpace, Subnet, write_subnet
+from ..errors import InvalidInput
 
 Genome = tuple[Any, ...]
 Fitness = Callable[[list[Subnet]], list[float]]
@@ -39,11 +41,11 @@ Cost = Callable[[Subnet], float]
 STATE_VERSION = 1
 
 
-class NoFeasibleSubnetError(ValueError):
+class NoFeasibleSubnetError(InvalidInput):
     """No subnet of the space satisfies the constraints; the message names the budget."""
 
 
-class ResumeError(ValueError):
+class ResumeError(InvalidInput):
     """``OUT/state.json`` was written by a different search; the message names the difference."""
 
 
@@ -68,14 +70,14 @@ class EvolutionConfig:
     def __post_init__(self) -> None:
         for name in ("population", "parents", "iterations", "sample_tries", "breed_tries"):
             if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+                raise InvalidInput(f"{name} must be >= 1, got {getattr(self, name)}")
         for name in ("mutations", "crossovers"):
             if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+                raise InvalidInput(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.parents > self.population:
-            raise ValueError(f"parents ({self.parents}) must not exceed population ({self.population})")
+            raise InvalidInput(f"parents ({self.parents}) must not exceed population ({self.population})")
         if not 0.0 <= self.mutation_prob <= 1.0:
-            raise ValueError(f"mutation_prob must be in [0, 1], got {self.mutation_prob}")
+            raise InvalidInput(f"mutation_prob must be in [0, 1], got {self.mutation_prob}")
 
 
 @dataclass(frozen=True)
@@ -282,7 +284,7 @@ class Evolution:
         config = dataclasses.asdict(self.config)
         del config["iterations"]
         return json.loads(json.dumps({
-            "space": [[gene.name, list(gene.choices)] for gene in self.genes],
+            "space": self.space.fingerprint(),
             "constraints": [[c.name, c.limit] for c in self.constraints],
             "config": config,
             "context": self.context,
@@ -482,8 +484,6 @@ def plot_pareto(
         ax.set_ylabel("validation loss")
         ax.legend(fontsize=8)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=100)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100)
     plt.close(fig)
-    tmp.replace(path)

@@ -10,12 +10,14 @@ import math
 from pathlib import Path
 from typing import Optional
 
+import numpy as np
 import torch
 from fairseq import checkpoint_utils, tasks, utils
+from fairseq.data import data_utils
 from omegaconf import open_dict
 
-from ..models.shiftadd_supernet import ShiftAddSupernet
-from .space import SearchSpace, Subnet
+from ..errors import InvalidInput, MissingInput
+from ..space import SearchSpace, SpaceError, Subnet
 
 
 class SupernetFitness:
@@ -35,19 +37,19 @@ class SupernetFitness:
         max_sentences: Optional[int] = None, max_tokens: Optional[int] = 4096, cpu: bool = True,
     ):
         if "test" in valid_subset:
-            raise ValueError(f"--valid-subset {valid_subset}: the search must not select on test data")
+            raise InvalidInput(f"--valid-subset {valid_subset}: the search must not select on test data")
         if not Path(checkpoint).is_file():
-            raise FileNotFoundError(f"supernet checkpoint {checkpoint} does not exist")
+            raise MissingInput(f"supernet checkpoint {checkpoint} does not exist")
         state = checkpoint_utils.load_checkpoint_to_cpu(checkpoint)
         cfg = state["cfg"]
         if not cfg.model.get("search_space_config"):
-            raise ValueError(f"{checkpoint} is a {cfg.model._name} checkpoint, expected a shiftadd_supernet_* one")
+            raise InvalidInput(f"{checkpoint} is a {cfg.model._name} checkpoint, expected a shiftadd_supernet_* one")
         with open_dict(cfg):
             cfg.task.data = data
         self.task = tasks.setup_task(cfg.task)
         self.model = self.task.build_model(cfg.model)
-        if [g.choices for g in ShiftAddSupernet.space_of(cfg.model, self.task).genes()] != [g.choices for g in space.genes()]:
-            raise ValueError(f"the search space {space.name} differs from the one the supernet {checkpoint} was trained on")
+        if self.model.search_space.fingerprint() != space.fingerprint():
+            raise SpaceError(f"the search space {space.name} differs from the one the supernet {checkpoint} was trained on")
         self.model.load_state_dict(state["model"])
         self.model.eval()
         self.device = torch.device("cpu" if cpu or not torch.cuda.is_available() else "cuda")
@@ -58,18 +60,9 @@ class SupernetFitness:
     def _fixed_batches(self, subset: str, max_sentences: Optional[int], max_tokens: Optional[int]) -> list[dict]:
         self.task.load_dataset(subset)
         dataset = self.task.dataset(subset)
-        indices = list(range(len(dataset)))[: max_sentences or len(dataset)]
-        indices.sort(key=lambda i: dataset.num_tokens(i))
-        batches, current, longest = [], [], 0
-        budget = max_tokens or 4096
-        for index in indices:
-            longest = max(longest, dataset.num_tokens(index))
-            if current and longest * (len(current) + 1) > budget:
-                batches.append(current)
-                current, longest = [], dataset.num_tokens(index)
-            current.append(index)
-        if current:
-            batches.append(current)
+        indices = np.arange(min(max_sentences or len(dataset), len(dataset)), dtype=np.int64)
+        indices = indices[np.argsort([dataset.num_tokens(i) for i in indices], kind="stable")]
+        batches = data_utils.batch_by_size(indices, dataset.num_tokens, max_tokens=max_tokens or 4096)
         collated = [dataset.collater([dataset[i] for i in batch]) for batch in batches]
         return [utils.move_to_cuda(sample, self.device) for sample in collated] if self.device.type == "cuda" else collated
 

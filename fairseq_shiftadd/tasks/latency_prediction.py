@@ -13,24 +13,18 @@ as buffers, and the task state keeps the search space itself, so a checkpoint is
 import hashlib
 import logging
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Optional, Sequence
 
 import numpy as np
 import torch
-import yaml
 from fairseq.data import FairseqDataset, data_utils
 from fairseq.dataclass import ChoiceEnum, FairseqDataclass
 from fairseq.tasks import FairseqTask, register_task
 
-from fairseq_shiftadd.hardware.features import (
-    LatencyDataError,
-    LatencyRecord,
-    feature_layout,
-    read_latency_records,
-    space_fingerprint,
-)
-from fairseq_shiftadd.search.space import SearchSpace, Subnet
+from ..errors import InvalidInput
+from ..hardware.features import feature_layout
+from ..hardware.latency_dataset import LatencyDataError, LatencyRecord, read_latency_records
+from ..space import SearchSpace, Subnet
 
 logger = logging.getLogger(__name__)
 
@@ -125,11 +119,11 @@ class LatencyDataset(FairseqDataset):
 class LatencyPredictionTask(FairseqTask):
     """Train splits come from one JSONL file; the model reads ``feature_dim``, ``latency_mean/std``, ``fingerprint``."""
 
-    def __init__(self, cfg: LatencyPredictionConfig, space: SearchSpace, space_dict: dict, records: list[LatencyRecord]):
+    def __init__(self, cfg: LatencyPredictionConfig, space: SearchSpace, records: list[LatencyRecord]):
         super().__init__(cfg)
         self.space = space
-        self.fingerprint = space_fingerprint(space)
-        self.state.merge_state_dict({"search_space": space_dict})
+        self.fingerprint = space.fingerprint()
+        self.state.merge_state_dict({"search_space": space.to_dict()})
         self.feature_dim = feature_layout(space).dim
         self.records = split_records(records, cfg.split_seed, cfg.valid_fraction)
         for name in SPLITS:
@@ -157,17 +151,16 @@ class LatencyPredictionTask(FairseqTask):
     @classmethod
     def setup_task(cls, cfg: LatencyPredictionConfig, **kwargs) -> "LatencyPredictionTask":
         if not cfg.search_space:
-            raise ValueError("--search-space is required: the search space YAML the measured subnets belong to")
+            raise InvalidInput("--search-space is required: the search space YAML the measured subnets belong to")
         if not 0.0 < cfg.valid_fraction < 1.0:
-            raise ValueError(f"--valid-fraction must be between 0 and 1 (exclusive), got {cfg.valid_fraction}")
+            raise InvalidInput(f"--valid-fraction must be between 0 and 1 (exclusive), got {cfg.valid_fraction}")
         space = SearchSpace.from_file(cfg.search_space)
-        space_dict = yaml.safe_load(Path(cfg.search_space).read_text())
         records = read_latency_records(cfg.data, space, on_error=cfg.on_bad_line)
-        return cls(cfg, space, space_dict, records)
+        return cls(cfg, space, records)
 
     def load_dataset(self, split: str, combine: bool = False, epoch: int = 1, **kwargs) -> None:
         if split not in SPLITS:
-            raise ValueError(f"split must be one of {', '.join(SPLITS)} for --task latency_prediction, got {split!r}")
+            raise InvalidInput(f"split must be one of {', '.join(SPLITS)} for --task latency_prediction, got {split!r}")
         records = self.records[split]
         features = torch.from_numpy(feature_layout(self.space).encode([r.subnet for r in records]))
         latency_ms = torch.tensor([r.latency_ms for r in records], dtype=torch.float32)

@@ -19,11 +19,15 @@ from omegaconf import II
 from fairseq.tasks import register_task
 from fairseq.tasks.translation import TranslationConfig, TranslationTask
 
-from ..models.shiftadd_supernet import ShiftAddSupernet
-from ..search.space import SearchSpace, Subnet
+from ..space import SearchSpace, Subnet
 
 NAMED_SUBNETS = ("largest", "smallest", "random")
 VALIDATION_SUBNETS = ("largest", "smallest", "hybrid")
+
+
+def is_supernet(model) -> bool:
+    """Whether ``model`` holds the subnets of a search space (and runs the one set by ``set_subnet``)."""
+    return getattr(model, "search_space", None) is not None and hasattr(model, "set_subnet")
 
 
 @dataclass
@@ -51,8 +55,8 @@ class ShiftAddSupernetTranslationTask(TranslationTask):
 
     def build_model(self, cfg, from_checkpoint: bool = False):
         model = super().build_model(cfg, from_checkpoint)
-        if isinstance(model, ShiftAddSupernet):
-            self.space = self.space or ShiftAddSupernet.space_of(cfg, self)
+        if is_supernet(model):
+            self.space = self.space or model.search_space
             model.set_subnet(self.chosen_subnet())
         return model
 
@@ -78,7 +82,7 @@ class ShiftAddSupernetTranslationTask(TranslationTask):
         return {"random": sampled}
 
     def train_step(self, sample, model, criterion, optimizer, update_num, ignore_grad=False):
-        if not isinstance(model, ShiftAddSupernet):
+        if not is_supernet(model):
             return super().train_step(sample, model, criterion, optimizer, update_num, ignore_grad)
         model.train()
         model.set_num_updates(update_num)
@@ -99,7 +103,7 @@ class ShiftAddSupernetTranslationTask(TranslationTask):
         return total_loss, sample_size, _merge_subnet_logs(logs)
 
     def valid_step(self, sample, model, criterion):
-        if not isinstance(model, ShiftAddSupernet):
+        if not is_supernet(model):
             return super().valid_step(sample, model, criterion)
         model.eval()
         active = model.subnet

@@ -2,19 +2,21 @@
 
 Modules describe their work as :class:`OpRecord` objects (``module.cost_ops(tokens)``); the op-count
 energy model and the accelerator model both read these records, so the model that is trained is the
-model that is costed (DESIGN.md section 6, flaw 4).
+model that is costed (docs/architecture.md, "Costing").
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-OPERATORS = ("mult", "shift", "add")
+from .space import OPERATORS
+
 KINDS = ("linear", "qk", "av", "conv")
 
 
 @dataclass(frozen=True)
 class OpRecord:
-    """One operation, in the convolution-shaped view of DESIGN.md section 7.
+    """One operation, in the convolution-shaped view of the
+    accelerator model (docs/architecture.md, "Accelerator model").
 
     A linear over T tokens is n=T, c=d_in, m=d_out, every other size 1. Q K^T is n=T*heads,
     c=head_dim, m=T_k; A V is n=T*heads, c=T_k, m=head_dim. A lightweight (depthwise, per-head
@@ -57,7 +59,7 @@ class OpRecord:
         return self.n * self.e * self.f * self.m * self.r * self.s * self.c
 
     def arithmetic(self) -> dict[str, int]:
-        """Operations of the taps (DESIGN.md section 5): a MAC is a mult and an add, a shift tap a
+        """Operations of the taps (docs/architecture.md, "Costing"): a MAC is a mult and an add, a shift tap a
         shift and an add, an add tap two adds (difference and accumulate)."""
         taps = self.taps
         return {

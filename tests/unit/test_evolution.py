@@ -4,11 +4,7 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
 import random
-import signal
-import subprocess
-import sys
 import time
 import zlib
 from pathlib import Path
@@ -24,9 +20,9 @@ from fairseq_shiftadd.search.evolution import (
     evolve_budgets,
     pareto_front,
 )
-from fairseq_shiftadd.search.space import SearchSpace, Subnet
+from fairseq_shiftadd.space import SearchSpace, Subnet
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SPACE = SearchSpace.from_file(ROOT / "configs/spaces/tiny.yml")
 SMALL = EvolutionConfig(population=20, parents=5, mutations=8, crossovers=7, iterations=6, seed=3)
 BLOCK_COST = {"attn": 4.0, "conv": 1.0, "add": 0.5, "shiftadd": 0.7}
@@ -143,33 +139,6 @@ def test_resume_extends_to_the_uninterrupted_result(tmp_path):
     assert resumed.best == straight.best
     assert resumed.evaluated == straight.evaluated
     assert len(fitness.seen) < len(straight.evaluated)  # the cache came back from state.json
-
-
-def test_resume_after_sigkill_equals_an_uninterrupted_run(tmp_path):
-    out = tmp_path / "killed"
-    code = f"import sys; sys.path.insert(0, {str(ROOT / 'tests')!r}); import test_evolution as t; t.run_for_resume_test({str(out)!r})"
-    proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT)
-    state = out / "state.json"
-    deadline = time.time() + 60
-    while time.time() < deadline and proc.poll() is None:
-        if state.exists() and json.loads(state.read_text())["iteration"] >= 3:
-            break
-        time.sleep(0.01)
-    assert proc.poll() is None, "the search finished before it could be killed"
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    killed_at = json.loads(state.read_text())["iteration"]
-    assert 3 <= killed_at < 12
-    assert not (out / "best.yml").exists()
-
-    config = EvolutionConfig(population=20, parents=5, mutations=8, crossovers=7, iterations=12, seed=3)
-    fitness = CountingFitness()
-    _, resumed = search(out, config=config, fitness=fitness)
-    _, straight = search(tmp_path / "straight", config=config)
-    assert resumed.best == straight.best
-    assert resumed.evaluated == straight.evaluated
-    assert (out / "evaluated.csv").read_text() == (tmp_path / "straight/evaluated.csv").read_text()
-    assert len(fitness.seen) < len(straight.evaluated)
 
 
 def test_rerunning_a_finished_search_evaluates_nothing(tmp_path):

@@ -6,11 +6,14 @@ one value per choice. Subnet files use HAT's keys plus ShiftAddNAS's block-type 
 public code's configs load unchanged; our own additions are the per-layer FFN operator keys.
 
 Everything that samples, mutates or validates subnets goes through :class:`SearchSpace`, so the
-supernet task, the latency predictor and the evolutionary search agree on one definition.
+supernet task, the latency predictor and the evolutionary search agree on one definition. The
+names every layer shares (operators, weight-sharing modes, gene kinds) are defined here, once.
 """
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import os
 import random
 from dataclasses import dataclass
@@ -19,10 +22,21 @@ from typing import Any, Iterator, Sequence
 
 import yaml
 
+from .errors import InvalidInput
+from .files import atomic_write_text
+
+OPERATORS = ("mult", "shift", "add")  # what a linear position computes with
+WEIGHT_SHARING_MODES = ("none", "plain", "heterogeneous")  # how the operators of one position share weights
 ENCODER_BLOCKS = ("attn", "conv", "add", "shiftadd", "attn+conv", "attn+add", "attn+shiftadd")
 DECODER_BLOCKS = ("attn", "attn+conv", "attn+add", "attn+shiftadd")
-FFN_TYPES = ("mult", "shift", "add")
+FFN_TYPES = OPERATORS
 ENDE_ATTN_CHOICES = (-1, 1, 2)
+
+# Gene kinds: an operator gene picks among named choices (one-hot for the latency predictor);
+# every other gene is a size, ordered and numeric.
+OPERATOR_GENE_FIELDS = frozenset(
+    f"{side}_{kind}" for side in ("encoder", "decoder") for kind in ("block_types", "ffn_types")
+)
 
 # The public ShiftAddNAS code names blocks after fairseq modules; they are aliases of ours.
 _PUBLIC_BLOCK_NAMES = {
@@ -33,7 +47,7 @@ _PUBLIC_BLOCK_NAMES = {
 }
 
 
-class SpaceError(ValueError):
+class SpaceError(InvalidInput):
     """A search space or subnet file that does not fit the schema; the message is one line."""
 
 
@@ -136,6 +150,11 @@ class Gene:
     layer: int | None  # None for a scalar field
     choices: tuple[Any, ...]
 
+    @property
+    def is_operator(self) -> bool:
+        """True for a block-type or FFN-type choice (named, unordered), False for a size."""
+        return self.field in OPERATOR_GENE_FIELDS
+
 
 @dataclass(frozen=True)
 class SideSpace:
@@ -182,6 +201,23 @@ class SearchSpace:
         encoder = _read_side(raw["encoder"], "encoder", ENCODER_BLOCKS, where)
         decoder = _read_side(raw["decoder"], "decoder", DECODER_BLOCKS, where)
         return cls(name=str(raw.get("name", name_hint)), encoder=encoder, decoder=decoder, path=path)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The space in the file format (``from_dict(to_dict())`` is the same space)."""
+        return {"name": self.name, "encoder": _side_dict(self.encoder, "encoder"), "decoder": _side_dict(self.decoder, "decoder")}
+
+    def fingerprint(self) -> str:
+        """SHA-256 hex of what defines the subnets: every gene's choices, and the kernel sizes.
+
+        Two spaces are "the same space" (a supernet, a latency predictor or a search state can be
+        reused) iff their fingerprints are equal. Name and file path are left out, so a renamed
+        copy of a space keeps its checkpoints.
+        """
+        identity = {
+            "genes": [[gene.name, list(gene.choices)] for gene in self.genes()],
+            "kernel_sizes": [list(self.encoder.kernel_sizes), list(self.decoder.kernel_sizes)],
+        }
+        return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
 
     # ------------------------------------------------------------------ genes
     def genes(self) -> list[Gene]:
@@ -258,20 +294,17 @@ class SearchSpace:
         """Largest/smallest sizes; operators: attention+mult for largest, the first listed for smallest."""
         genome = []
         for gene in self.genes():
-            if gene.field.endswith(("block_types", "ffn_types")):
-                choice = gene.choices[0] if pick is max else gene.choices[-1]
-            elif gene.field == "decoder_arbitrary_ende_attn":
-                choice = pick(gene.choices)
+            if gene.is_operator:
+                genome.append(gene.choices[0] if pick is max else gene.choices[-1])
             else:
-                choice = pick(gene.choices)
-            genome.append(choice)
+                genome.append(pick(gene.choices))
         return self.decode(genome)
 
     def representative_hybrid(self) -> Subnet:
         """A fixed hybrid (middle sizes, operators cycling through the choices) for validation."""
         genome = []
         for index, gene in enumerate(self.genes()):
-            if gene.layer is not None and gene.field.endswith(("block_types", "ffn_types")):
+            if gene.layer is not None and gene.is_operator:
                 genome.append(gene.choices[gene.layer % len(gene.choices)])
             else:
                 ordered = sorted(gene.choices)
@@ -396,28 +429,31 @@ def write_subnet(subnet: Subnet, path: str | os.PathLike) -> None:
     atomic_write_text(path, subnet.to_yaml())
 
 
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+# SideSpace attribute -> key in search space files, in file order.
+_SIDE_KEYS = {
+    "embed_dim": "embed-dim",
+    "layer_num": "layer-num",
+    "ffn_embed_dim": "ffn-embed-dim",
+    "self_attention_heads": "self-attention-heads",
+    "block_types": "block-types",
+    "ffn_types": "ffn-types",
+    "kernel_sizes": "kernel-sizes",
+}
+_DECODER_KEYS = {"ende_attention_heads": "ende-attention-heads", "arbitrary_ende_attn": "arbitrary-ende-attn"}
+
+
+def _side_keys(side: str) -> dict[str, str]:
+    return {**_SIDE_KEYS, **(_DECODER_KEYS if side == "decoder" else {})}
+
+
+def _side_dict(side_space: SideSpace, side: str) -> dict[str, list]:
+    return {key: list(getattr(side_space, attr)) for attr, key in _side_keys(side).items()}
 
 
 def _read_side(raw: Any, side: str, allowed_blocks: tuple[str, ...], where: str) -> SideSpace:
     if not isinstance(raw, dict):
         raise SpaceError(f"{where}: '{side}' must be a mapping")
-    fields = {
-        "embed-dim": "embed_dim",
-        "layer-num": "layer_num",
-        "ffn-embed-dim": "ffn_embed_dim",
-        "self-attention-heads": "self_attention_heads",
-        "block-types": "block_types",
-        "ffn-types": "ffn_types",
-        "kernel-sizes": "kernel_sizes",
-    }
-    if side == "decoder":
-        fields.update({"ende-attention-heads": "ende_attention_heads", "arbitrary-ende-attn": "arbitrary_ende_attn"})
+    fields = {key: attr for attr, key in _side_keys(side).items()}
     for key in raw:
         if key not in fields:
             raise SpaceError(f"{where}: unknown key '{side}.{key}' (allowed: {', '.join(fields)})")

@@ -1,25 +1,40 @@
-"""Costs counted from the model's own modules: op counts, energy, the accelerator model, the CLI."""
+"""Costs counted from the model's own modules: op counts, energy, the accelerator model, the CLI (in-process)."""
 from __future__ import annotations
 
 import dataclasses
 import json
+import sys
 
 import pytest
 
-from conftest import run
+from fairseq_shiftadd.cli.cost import main
 from fairseq_shiftadd.hardware.costing import SubnetCoster
 from fairseq_shiftadd.hardware.energy_table import UNIT_ENERGY_PJ
-from fairseq_shiftadd.search.space import SearchSpace, load_subnet_file
+from fairseq_shiftadd.space import SearchSpace, load_subnet_file
 
 BASE = "configs/subnets/transformer-base.yml"
 WMT = SearchSpace.from_file("configs/spaces/wmt14.en-de.yml")
 
 
-def cost_json(*args: str) -> dict:
-    return json.loads(run(["shiftadd-cost", *args, "--json"]).stdout)
+@pytest.fixture
+def cost_json(capsys, monkeypatch):
+    """``shiftadd-cost ARGS --json``, run in-process: its JSON report."""
+    monkeypatch.setattr(sys, "argv", ["shiftadd-cost"])
+
+    def cost(*args: str) -> dict:
+        assert main([*args, "--json"]) == 0
+        return json.loads(capsys.readouterr().out)
+
+    return cost
 
 
-def test_transformer_base_macs_per_layer_match_the_hand_count() -> None:
+def shiftadd_cost_error(capsys, args: list[str]) -> str:
+    """The last stderr line of a ``shiftadd-cost`` run that must fail with exit status 2."""
+    assert main(args) == 2
+    return capsys.readouterr().err.strip().splitlines()[-1]
+
+
+def test_transformer_base_macs_per_layer_match_the_hand_count(cost_json) -> None:
     report = cost_json(BASE)
     layers = {layer["name"]: layer for layer in report["layers"]}
     # 4 x 30 x 512 x 512 (projections) + 2 x 30 x 8 x 64 x 30 (QK^T, AV) + 2 x 30 x 512 x 2048 (FFN)
@@ -52,7 +67,7 @@ def test_shift_and_add_taps_are_priced_by_their_own_operators() -> None:
         assert delta == pytest.approx(ffn_taps * (unit["mult"] - unit["shift"]) * 1e-9)
 
 
-def test_the_accelerator_model_on_the_model_s_own_ops_reproduces_the_paper() -> None:
+def test_the_accelerator_model_on_the_model_s_own_ops_reproduces_the_paper(cost_json) -> None:
     report = cost_json(BASE, "--hardware", "accelerator")
     total = report["total"]
     assert total["energy_mj"] == pytest.approx(69.41, rel=1e-3) and total["latency_ms"] == pytest.approx(41.82, rel=1e-3)
@@ -72,15 +87,14 @@ def test_params_are_the_standalone_model_s() -> None:
     assert coster.params(base) == 6 * encoder_layer + 6 * decoder_layer + vocab * d  # one shared embedding
 
 
-def test_bad_subnet_gives_one_line(tmp_path) -> None:
+def test_bad_subnet_gives_one_line(tmp_path, capsys, monkeypatch) -> None:
+    monkeypatch.setattr(sys, "argv", ["shiftadd-cost"])
     bad = tmp_path / "bad.yml"
     bad.write_text(open(BASE).read().replace("[8, 8, 8, 8, 8, 8]\ndecoder-self", "[8, 8, 8]\ndecoder-self"))
-    proc = run(["shiftadd-cost", str(bad)], check=False)
-    assert proc.returncode == 2
-    assert proc.stderr.strip().splitlines()[-1] == (
+    assert shiftadd_cost_error(capsys, [str(bad)]) == (
         f"shiftadd-cost: error: {bad}: encoder-self-attention-heads-all-subtransformer has 3 values, expected 6 (one per encoder layer)"
     )
     outside = tmp_path / "outside.yml"
     outside.write_text(open(BASE).read().replace("encoder-embed-dim-subtransformer: 512", "encoder-embed-dim-subtransformer: 640"))
-    proc = run(["shiftadd-cost", str(outside), "--search-space", "configs/spaces/wmt14.en-de.yml"], check=False)
-    assert "encoder-embed-dim-subtransformer = 640 is not in the search space wmt14.en-de (allowed: 1024, 768, 512)" in proc.stderr
+    error = shiftadd_cost_error(capsys, [str(outside), "--search-space", "configs/spaces/wmt14.en-de.yml"])
+    assert "encoder-embed-dim-subtransformer = 640 is not in the search space wmt14.en-de (allowed: 1024, 768, 512)" in error

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from fairseq_shiftadd.modules import AddConv1d, kernels_available
+from fairseq_shiftadd.modules import AddConv1d
 from fairseq_shiftadd.modules.add_conv import _conv_backward, _conv_forward
 
 DTYPES = [torch.float32, torch.float64]
@@ -98,10 +98,9 @@ def test_reorder_incremental_state(backend):
     torch.testing.assert_close(after, conv(history)[3:])
 
 
-@pytest.mark.skipif(not kernels_available(), reason="C++ kernels could not be built")
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("steps,padding", [(13, 7), (13, 3), (1, 2)])  # causal, same, one incremental step
-def test_kernel_matches_fallback(dtype, steps, padding):
+def test_kernel_matches_fallback(kernels, dtype, steps, padding):
     torch.manual_seed(4)
     x, weight = torch.randn(13 if steps > 1 else 6, 5, 75, dtype=dtype), torch.rand(75, 8, dtype=dtype)
     grad = torch.randn(steps, 5, 75, dtype=dtype)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PREP = ROOT / "data-prep"
 sys.path.insert(0, str(PREP))
 import prep_util  # noqa: E402

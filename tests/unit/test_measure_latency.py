@@ -8,15 +8,15 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from fairseq_shiftadd.cli.measure_latency import main, planned_subnets
+from fairseq_shiftadd.cli.measure_latency import main
 from fairseq_shiftadd.data.sized_dictionary import dictionary_of_size
-from fairseq_shiftadd.hardware.features import read_latency_records
+from fairseq_shiftadd.hardware.latency_dataset import planned_subnets, read_latency_records
 from fairseq_shiftadd.hardware import latency as latency_module
 from fairseq_shiftadd.hardware.latency import measure_latency, pinned_threads, trimmed_mean
 from fairseq_shiftadd.models.shiftadd_transformer import ShiftAddTransformer, ShiftAddTransformerConfig
-from fairseq_shiftadd.search.space import SearchSpace, Subnet
+from fairseq_shiftadd.space import SearchSpace, Subnet
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TINY = ROOT / "configs" / "spaces" / "tiny.yml"
 FAST = ["--device", "cpu", "--threads", "1", "--vocab-size", "50", "--src-len", "4", "--tgt-len", "3", "--runs", "1", "--warmup", "0"]
 

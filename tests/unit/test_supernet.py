@@ -14,7 +14,7 @@ from fairseq_shiftadd.data.sized_dictionary import dictionary_of_size
 from fairseq_shiftadd.models.export import export_subnet
 from fairseq_shiftadd.models.shiftadd_supernet import ShiftAddSupernet, ShiftAddSupernetConfig
 from fairseq_shiftadd.models.shiftadd_transformer import ShiftAddTransformer, ShiftAddTransformerConfig
-from fairseq_shiftadd.search.space import DECODER_BLOCKS, FFN_TYPES, SearchSpace
+from fairseq_shiftadd.space import DECODER_BLOCKS, FFN_TYPES, SearchSpace
 
 SPACE = SearchSpace.from_file("configs/spaces/tiny.yml")
 

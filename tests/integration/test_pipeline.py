@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from conftest import SPACE_FILE, run
-from fairseq_shiftadd.search.space import SearchSpace, write_subnet
+from fairseq_shiftadd.space import SearchSpace, write_subnet
 
 SEARCH_FLAGS = ["--population", "6", "--parents", "2", "--mutations", "2", "--crossovers", "2", "--iterations", "2",
                 "--mutation-prob", "0.3", "--seed", "1", "--no-progress"]

@@ -1,4 +1,4 @@
-"""`make demo` (scripts/demo.py): stage bookkeeping, failure reporting, and the whole pipeline end to end."""
+"""`make demo` (shiftadd-demo): stage bookkeeping, failure reporting, and the whole pipeline end to end."""
 from __future__ import annotations
 
 import json
@@ -13,7 +13,9 @@ import pytest
 
 from conftest import REPO, run
 from fairseq_shiftadd.cli import demo as demo_cli
-from fairseq_shiftadd.cli.demo import QUICK, Demo, Stage, StageFailed, main, run_stages
+from fairseq_shiftadd.cli.demo import main
+from fairseq_shiftadd.demo.runner import QUICK, Demo, Stage, StageFailed
+from fairseq_shiftadd.demo.stages import stage_supernet
 
 
 def _stages(monkeypatch, *stages: Stage) -> None:
@@ -114,7 +116,7 @@ def test_stage_failed_is_raised_for_a_missing_output(tmp_path):
     commands: list[list[str]] = []
     demo.run = commands.append  # fairseq-train "succeeds" without writing a checkpoint
     with pytest.raises(StageFailed, match="without writing"):
-        demo_cli.stage_supernet(demo)
+        stage_supernet(demo)
     assert commands[0][:2] == ["fairseq-train", str(demo.data)] and "--sandwich" in commands[0]
 
 
@@ -131,7 +133,7 @@ def _table_rows(report: str) -> dict[str, list[str]]:
 @pytest.mark.slow
 def test_quick_demo_end_to_end_then_a_rerun_skips_every_stage(tmp_path):
     out = tmp_path / "demo-out"
-    command = [sys.executable, "scripts/demo.py", "--quick", "--out", str(out)]
+    command = [sys.executable, "-m", "fairseq_shiftadd.cli.demo", "--quick", "--out", str(out)]
     first = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=900)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     for index, name in enumerate(["data", "supernet", "latency", "predictor", "search", "retrain", "score", "report"], 1):

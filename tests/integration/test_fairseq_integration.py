@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from conftest import SPACE_FILE, TRAIN_FLAGS, run
-from fairseq_shiftadd.search.space import SearchSpace, write_subnet
+from fairseq_shiftadd.space import SearchSpace, write_subnet
 
 
 def hypotheses(output: str) -> dict[int, str]:

@@ -1,0 +1,1 @@
+"""The demo pipeline (``shiftadd-demo``): stage runner, log streaming, stages and report."""
