@@ -17,6 +17,9 @@ $(STAMP): setup.py requirements.txt
 	# fairseq-fixed declares torchaudio (which would pull another torch): install it without deps.
 	$(PY) -m pip install -q --no-deps --no-build-isolation fairseq-fixed==0.12.3.1
 	$(PY) -m pip install -q -r requirements.txt
+	# triton (the gpu extra) declares no dependencies, so torch stays the CPU wheel; its
+	# interpreter runs the GPU kernels' tests on CPU tensors.
+	$(PY) -m pip install -q triton==3.9.0
 	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 

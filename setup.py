@@ -9,6 +9,8 @@ setup(
     package_data={"fairseq_shiftadd": ["configs/**/*.yml"]},
     python_requires=">=3.10",
     install_requires=["torch>=2.6", "fairseq-fixed==0.12.3.1", "pyyaml", "sacrebleu", "tqdm"],
+    # Triton kernels of the add operators on CUDA (fairseq_shiftadd/modules/triton_add.py); tested with 3.9.0.
+    extras_require={"gpu": ["triton>=3.0"]},
     entry_points={
         "console_scripts": [
             "shiftadd-cost=fairseq_shiftadd.cli.cost:main",
