@@ -11,8 +11,10 @@ float64 values), for AddLinear and nn.Linear side by side, in the two ways mixed
 * "half result": operands and result in the half dtype (a model cast to it, fairseq --fp16);
 * "autocast": operands in the half dtype, result in float32 (torch.autocast; add_backend.precision).
 
-Inputs ~ N(0, 1) (a LayerNorm's output), weights as each layer initialises them. Arithmetic,
-not timing: the figures are the same on any machine.
+Inputs ~ N(0, 1) (a LayerNorm's output); weights as each layer initialises them, AddLinear's
+under both add weight scales of OperatorRecipe: ``input`` (ours: weight on the input's scale) and
+``linear`` (the public code's: nn.Linear's scale). Arithmetic, not timing: the figures are the
+same on any machine.
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from fairseq_shiftadd.modules import AddLinear
+from fairseq_shiftadd.modules.operator_recipe import ADD_WEIGHT_SCALES, OperatorRecipe
 
 FAN_INS = [64, 512, 1024, 4096]
 DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16}
@@ -53,15 +56,19 @@ def main() -> None:
     args = parser.parse_args()
     torch.manual_seed(args.seed)
     print(f"torch {torch.__version__}; {args.tokens} tokens, {args.out_features} outputs, seed {args.seed}")
-    print("| fan-in | dtype | AddLinear half result | AddLinear autocast | nn.Linear half result | nn.Linear autocast |")
-    print("|---|---|---|---|---|---|")
+    scales = " | ".join(f"AddLinear ({scale} scale) half result | autocast" for scale in ADD_WEIGHT_SCALES)
+    print(f"| fan-in | dtype | {scales} | nn.Linear half result | autocast |")
+    print("|---|---|" + "---|---|" * (len(ADD_WEIGHT_SCALES) + 1))
     for fan_in in FAN_INS:
         x = torch.randn(args.tokens, fan_in)
-        add, mult = AddLinear(fan_in, args.out_features), nn.Linear(fan_in, args.out_features, bias=False)
+        layers = [
+            AddLinear(fan_in, args.out_features, gain=OperatorRecipe(add_weight_scale=scale).add_gain(fan_in))
+            for scale in ADD_WEIGHT_SCALES
+        ]
+        layers.append(nn.Linear(fan_in, args.out_features, bias=False))
         for name, dtype in DTYPES.items():
-            add_half, add_auto = errors(add, x, dtype)
-            mult_half, mult_auto = errors(mult, x, dtype)
-            print(f"| {fan_in} | {name} | {add_half:.2%} | {add_auto:.2%} | {mult_half:.2%} | {mult_auto:.2%} |", flush=True)
+            cells = " | ".join(f"{half:.2%} | {auto:.2%}" for half, auto in (errors(layer, x, dtype) for layer in layers))
+            print(f"| {fan_in} | {name} | {cells} |", flush=True)
 
 
 if __name__ == "__main__":

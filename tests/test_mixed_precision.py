@@ -108,22 +108,27 @@ def test_power_of_two_half_rounds_as_float32(dtype):
     assert torch.equal(weight.grad, torch.arange(weight.numel(), dtype=dtype))  # straight-through
 
 
+SMALLEST_SUBNORMAL = {torch.float16: 2.0**-24, torch.bfloat16: 2.0**-133}
+
+
 @pytest.mark.parametrize("dtype", HALF)
 @pytest.mark.parametrize("weight_bits", [5, 6])
-def test_shift_linear_half_weights_are_exact_powers_of_two(dtype, weight_bits):
-    """float16 holds 2^-14 (normal) down to 2^-24 (subnormal): 6-bit shifts below -24 become 0 there."""
+@pytest.mark.parametrize("parametrization", ["latent", "deepshift-ps"])
+def test_shift_linear_half_weights_are_exact_powers_of_two(dtype, weight_bits, parametrization):
+    """Exact where the dtype holds the power of two; 0 below its smallest subnormal (6-bit shifts below -24 in float16)."""
     torch.manual_seed(5)
-    layer, twin, half, full = run_half_and_float32(ShiftLinear(40, 30, weight_bits=weight_bits), dtype, (7, 40))
+    shift = ShiftLinear(40, 30, weight_bits=weight_bits, parametrization=parametrization)
+    layer, twin, half, full = run_half_and_float32(shift, dtype, (7, 40))
     weight, weight32 = layer.effective_weight(), twin.effective_weight()
     assert torch.equal(weight, weight32.to(dtype)) and powers_of_two_or_zero(weight)
     underflow = (weight == 0) & (weight32 != 0)
-    if dtype == torch.float16 and weight_bits == 6:
-        assert underflow.any() and bool((weight32[underflow].abs() < 2.0**-24).all())
-    else:
-        assert not underflow.any()
+    assert torch.equal(underflow, (weight32 != 0) & (weight32.abs() < SMALLEST_SUBNORMAL[dtype]))
+    if (dtype, weight_bits, parametrization) == (torch.float16, 6, "deepshift-ps"):
+        assert underflow.any()  # shifts are uniform in [-30, 0]
     for actual, expected in zip(half, full):  # output, input gradient
         within_ulps(actual, expected, dtype)
-    within_ulps(layer.shift.grad, twin.shift.grad, dtype)
+    trained = "weight" if parametrization == "latent" else "shift"
+    within_ulps(getattr(layer, trained).grad, getattr(twin, trained).grad, dtype)
 
 
 @pytest.mark.parametrize("dtype", HALF)

@@ -73,9 +73,9 @@ def precision(x: Tensor) -> tuple[torch.dtype, torch.dtype]:
 
     Outside autocast both are x's own dtype. Under torch.autocast the operands take autocast's
     dtype, as F.linear's do, but the result keeps the float32 accumulator, as autocast does for
-    sums and norms: -sum|x - w| carries its information in differences of order one on an offset
-    of about fan-in * E|x - w| (hundreds at Transformer widths), which a float16 or bfloat16
-    result rounds away (bench/precision.py measures it).
+    sums and norms: -sum|x - w| carries its information in differences between outputs that are
+    small beside an offset of about fan-in * E|x - w|, and a float16 or bfloat16 result rounds
+    them away as fan-in grows (bench/precision.py measures it).
     """
     device = x.device.type
     if not torch.is_autocast_enabled(device):

@@ -75,8 +75,9 @@ class _ShiftWeight(torch.autograd.Function):
 class ShiftLinear(nn.Module):
     """A linear layer with power-of-two weights, parametrised ``latent`` or ``deepshift-ps`` (module docstring).
 
-    Half precision: the weight is computed in the parameters' dtype and is an exact power of two
-    wherever that dtype holds 2^shift. float16's smallest normal is 2^-14 and its smallest
+    Half precision: the weight has the parameters' dtype and is an exact power of two wherever that
+    dtype holds 2^shift (``latent`` rounds in float32, ``deepshift-ps`` computes 2^round(shift) in
+    the parameters' dtype). float16's smallest normal is 2^-14 and its smallest
     subnormal 2^-24: weight_bits <= 5 (shifts >= -14) is exact and normal; with 6 bits (shifts
     down to -30) shifts -15..-24 give subnormal weights and shifts below -24 give 0. bfloat16 holds
     2^-126 (normal) and 2^-133 (subnormal), float32 2^-126 and 2^-149: exact up to 8 bits.
