@@ -22,6 +22,9 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --no-deps --no-build-isolation fairseq-fixed==0.12.3.1
 	$(DEPS) > $(VENV)/requirements.txt
 	$(PY) -m pip install -q -r $(VENV)/requirements.txt
+	# triton (the gpu extra) declares no dependencies, so torch stays the CPU wheel; its
+	# interpreter runs the GPU kernels' tests on CPU tensors.
+	$(PY) -m pip install -q triton==3.9.0
 	# the package itself (console scripts included), without re-resolving fairseq-fixed's declared deps
 	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
 	touch $(STAMP)

@@ -14,6 +14,9 @@ them alike. Throughput is target tokens / summed step time after ``--warmup`` un
   of 30 tokens, 32k joined vocabulary), supernet (``--weight-sharing none``) vs Transformer at the
   largest size (1024/4096/16 heads, 6+6 layers). CPU: a handful of steps.
 
+--device cuda runs the trainers on the GPU (each timed step ends with torch.cuda.synchronize()),
+with fairseq's --fp16 or --amp under --precision.
+
 Parameter counts: the supernet of each ``--weight-sharing`` mode built on the ``meta`` device
 (shapes only), next to the same-size Transformer, embeddings included.
 """
@@ -49,12 +52,18 @@ from fairseq_shiftadd.space import WEIGHT_SHARING_MODES, SearchSpace, Subnet  # 
 MODES = WEIGHT_SHARING_MODES
 COMMON = [
     *translation_recipe("5e-4", 10),
-    "--seed", "1", "--num-workers", "0", "--cpu", "--attention-dropout", "0.1",
+    "--seed", "1", "--num-workers", "0", "--attention-dropout", "0.1",
 ]
+PRECISION_FLAGS = {"fp32": [], "fp16": ["--fp16"], "amp": ["--amp"]}
 
 
 def load() -> str:
     return "load average " + " ".join(f"{v:.2f}" for v in os.getloadavg())
+
+
+def device_flags(args: argparse.Namespace) -> list[str]:
+    """fairseq-train flags for --device and --precision (fairseq's --fp16 and --amp need CUDA)."""
+    return ["--cpu"] if args.device == "cpu" else PRECISION_FLAGS[args.precision]
 
 
 def transformer_args(largest: Subnet) -> list[str]:
@@ -98,6 +107,8 @@ def interleaved_throughput(trainers: dict[str, Trainer], batches: list[dict], wa
         for name, trainer in trainers.items():
             start = time.perf_counter()
             trainer.train_step([batch])
+            if torch.cuda.is_available():
+                torch.cuda.synchronize()
             if step >= warmup:
                 seconds[name].append(time.perf_counter() - start)
     return seconds
@@ -133,7 +144,7 @@ def toy_batches(trainer: Trainer, count: int, max_tokens: int) -> list[dict]:
 def bench_tiny(args: argparse.Namespace) -> None:
     space_file = str(ROOT / "configs/spaces/tiny.yml")
     largest = SearchSpace.from_file(space_file).largest()
-    common = [args.data, *COMMON, "--max-tokens", str(args.max_tokens), "--dropout", "0.1"]
+    common = [args.data, *COMMON, *device_flags(args), "--max-tokens", str(args.max_tokens), "--dropout", "0.1"]
     trainers = {"transformer (largest size)": build_trainer([*common, *transformer_args(largest)])}
     for mode in MODES:
         trainers[f"supernet, random subnet, --weight-sharing {mode}"] = build_trainer(
@@ -171,7 +182,7 @@ def bench_wmt(args: argparse.Namespace) -> None:
         dictionary = dictionary_of_size(args.vocab_size)
         for lang in ("en", "de"):
             dictionary.save(os.path.join(data, f"dict.{lang}.txt"))
-        common = [data, "--source-lang", "en", "--target-lang", "de", *COMMON, "--dropout", "0.3"]
+        common = [data, "--source-lang", "en", "--target-lang", "de", *COMMON, *device_flags(args), "--dropout", "0.3"]
         trainers = {
             "transformer (largest size)": build_trainer([*common, *transformer_args(largest)]),
             "supernet, random subnet, --weight-sharing none": build_trainer(
@@ -207,7 +218,7 @@ def transformer_params(largest: Subnet, vocab: int) -> int:
     with tempfile.TemporaryDirectory() as data:
         dictionary_of_size(vocab).save(os.path.join(data, "dict.en.txt"))
         dictionary_of_size(vocab).save(os.path.join(data, "dict.de.txt"))
-        argv = [data, "--source-lang", "en", "--target-lang", "de", *COMMON, *transformer_args(largest)]
+        argv = [data, "--source-lang", "en", "--target-lang", "de", *COMMON, "--cpu", *transformer_args(largest)]
         cfg = convert_namespace_to_omegaconf(options.parse_args_and_arch(options.get_training_parser(), argv))
         task = tasks.setup_task(cfg.task)
         with torch.device("meta"):
@@ -224,12 +235,18 @@ def main() -> None:
     parser.add_argument("--wmt-sentences", type=int, default=8, help="sentences per synthetic WMT batch")
     parser.add_argument("--vocab-size", type=int, default=32000, help="joined vocabulary of the WMT runs and counts")
     parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's choice)")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where the trainers run")
+    parser.add_argument("--precision", choices=sorted(PRECISION_FLAGS), default="fp32",
+                        help="fairseq's --fp16 or --amp for every trainer (cuda only)")
     args = parser.parse_args()
+    if args.device == "cpu" and args.precision != "fp32":
+        parser.error(f"--precision {args.precision} needs --device cuda (fairseq's --fp16 and --amp assert CUDA)")
     logging.disable(logging.INFO)  # fairseq's and hydra's set-up chatter; the tables are the output
     warnings.simplefilter("ignore")
     if args.threads:
         torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; {load()}")
+    where = torch.cuda.get_device_name() if args.device == "cuda" else f"{torch.get_num_threads()} threads"
+    print(f"torch {torch.__version__}, {where}, {args.precision}; {load()}")
     param_table({"tiny": data_vocab_size(args.data), "wmt14.en-de": args.vocab_size})
     if args.steps:
         bench_tiny(args)

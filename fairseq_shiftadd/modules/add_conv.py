@@ -7,10 +7,12 @@ p = K // 2 ("same") or K - 1 ("causal").
 
 Taps that fall outside the sequence contribute nothing (they are masked, not zero-padded), so an
 output never depends on padding, and one-step incremental decoding computes exactly what the
-full causal pass computes. The C++ kernel (csrc/add_conv.cpp, see kernels.py) never holds a
-(T, B, C, K) tensor; the pure-torch fallback does. Like fairseq's convolutions, padded positions
-inside a batch must be zeroed by the caller beforehand. Gradients follow AdderNet: dL/dw = sum (x - w) g (full
-precision), dL/dx = sum HardTanh(w - x) g.
+full causal pass computes. The C++ kernel on CPU (csrc/add_conv.cpp, see kernels.py) and the
+Triton kernels on CUDA (triton_add.py) never hold a (T, B, C, K) tensor; the pure-torch fallback
+does. add_backend.py chooses, and sets the precision (float16/bfloat16 accumulate in float32).
+Like fairseq's convolutions, padded positions inside a batch must be zeroed by the caller
+beforehand. Gradients follow AdderNet: dL/dw = sum (x - w) g (full precision),
+dL/dx = sum HardTanh(w - x) g.
 """
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ import torch.nn.functional as F
 from fairseq.incremental_decoding_utils import with_incremental_state
 from torch import Tensor, nn
 
-from fairseq_shiftadd.modules.kernels import use_kernels
+from fairseq_shiftadd.modules.add_backend import TORCH, kernel_ops, precision, select_backend, upcast
 
 _PADDINGS = ("same", "causal")
 
@@ -36,17 +38,17 @@ def _masked_diff(x: Tensor, weight: Tensor, steps: int, padding: int) -> Tensor:
     return diff
 
 
-def _conv_forward(x: Tensor, weight: Tensor, steps: int, padding: int, use_kernel: bool) -> Tensor:
+def _conv_forward(x: Tensor, weight: Tensor, steps: int, padding: int, backend: str) -> Tensor:
     """y[t] = -sum_j |x[t + j - padding] - weight[:, j]| over taps inside x: (S, B, C), (C, K) -> (steps, B, C)."""
-    if use_kernel:
-        return torch.ops.shiftadd.add_conv_forward(x, weight, steps, padding)
+    if backend != TORCH:
+        return kernel_ops(backend).add_conv_forward(x, weight, steps, padding)
     return -torch.linalg.vector_norm(_masked_diff(x, weight, steps, padding), ord=1, dim=-1)
 
 
-def _conv_backward(grad: Tensor, x: Tensor, weight: Tensor, padding: int, use_kernel: bool) -> tuple[Tensor, Tensor]:
+def _conv_backward(grad: Tensor, x: Tensor, weight: Tensor, padding: int, backend: str) -> tuple[Tensor, Tensor]:
     """AdderNet gradients (x: sum HardTanh(w - x) g; weight: sum (x - w) g) of _conv_forward."""
-    if use_kernel:
-        return torch.ops.shiftadd.add_conv_backward(grad, x, weight, padding)
+    if backend != TORCH:
+        return kernel_ops(backend).add_conv_backward(grad, x, weight, padding)
     steps, kernel_size = grad.shape[0], weight.shape[1]
     diff = _masked_diff(x, weight, steps, padding)
     grad = grad.unsqueeze(-1)
@@ -59,25 +61,31 @@ def _conv_backward(grad: Tensor, x: Tensor, weight: Tensor, padding: int, use_ke
 
 class _AddConvFunction(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x: Tensor, weight: Tensor, steps: int, padding: int, use_kernel: bool) -> Tensor:
+    def forward(ctx, x: Tensor, weight: Tensor, steps: int, padding: int, backend: str, result_dtype: torch.dtype) -> Tensor:
         ctx.save_for_backward(x, weight)
-        ctx.padding, ctx.use_kernel = padding, use_kernel
-        return _conv_forward(x, weight, steps, padding, use_kernel)
+        ctx.padding, ctx.backend = padding, backend
+        x_c, weight_c = upcast(backend, x, weight)
+        return _conv_forward(x_c, weight_c, steps, padding, backend).to(result_dtype)
 
     @staticmethod
     def backward(ctx, grad: Tensor):
         x, weight = ctx.saved_tensors
-        grad_x, grad_weight = _conv_backward(grad.contiguous(), x, weight, ctx.padding, ctx.use_kernel)
-        return grad_x, grad_weight, None, None, None
+        with torch.autocast(grad.device.type, enabled=False):  # an autocast caller must not lower the fallback
+            operands = upcast(ctx.backend, grad.to(x.dtype).contiguous(), x, weight)  # grad: float32 under autocast
+            grad_x, grad_weight = _conv_backward(*operands, ctx.padding, ctx.backend)
+        return grad_x.to(x.dtype), grad_weight.to(weight.dtype), None, None, None, None
 
 
 def add_conv(x: Tensor, weight: Tensor, steps: int, padding: int) -> Tensor:
     """Masked add convolution: x (S, B, C) source steps, weight (C, K) -> (steps, B, C).
 
     Output step t uses source steps t + j - padding for taps j = 0..K-1 that fall inside [0, S).
+    Both are taken in x's dtype (autocast's under torch.autocast, where the result is float32:
+    see add_backend.precision).
     """
-    x, weight = x.contiguous(), weight.contiguous()
-    return _AddConvFunction.apply(x, weight, steps, padding, use_kernels(x, weight))
+    dtype, result_dtype = precision(x)
+    x, weight = x.to(dtype).contiguous(), weight.to(dtype).contiguous()
+    return _AddConvFunction.apply(x, weight, steps, padding, select_backend(x, weight), result_dtype)
 
 
 @with_incremental_state

@@ -13,13 +13,9 @@ import os
 import sys
 from pathlib import Path
 
-import torch
-from torch import Tensor
-
 logger = logging.getLogger(__name__)
 
 _SOURCES = [Path(__file__).parent / "csrc" / name for name in ("add_linear.cpp", "add_conv.cpp")]
-_DTYPES = (torch.float32, torch.float64)
 
 
 def _cpu_tag() -> str:
@@ -55,8 +51,3 @@ def kernels_available() -> bool:
     except Exception as error:  # any build or load failure: warn once, use the fallbacks
         logger.warning("shiftadd C++ kernels unavailable (%s); using slower pure-torch fallbacks", error)
         return False
-
-
-def use_kernels(*tensors: Tensor) -> bool:
-    """Whether the kernels can run on these tensors (CPU, float32/float64) and are built."""
-    return all(t.device.type == "cpu" and t.dtype in _DTYPES for t in tensors) and kernels_available()

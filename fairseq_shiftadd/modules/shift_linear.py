@@ -37,14 +37,17 @@ def _round_log2(weight: Tensor, weight_bits: int) -> Tensor:
 def power_of_two(weight: Tensor, weight_bits: int = 5) -> Tensor:
     """DeepShift-Q rounding sign(w) * 2^round(log2|w|) with a straight-through (identity) gradient.
 
-    Used where a shift operator quantises a float weight shared with other operators.
+    Used where a shift operator quantises a float weight shared with other operators. Half-precision
+    weights are rounded in float32 (log2 in float16/bfloat16 moves entries near the rounding
+    boundaries) and cast back, so the result is the float32 result wherever the dtype holds 2^k.
     Args:
         weight: any shape.
     Returns:
-        same shape; every entry 0 (where w == 0) or +/-2^k, k in [min_shift(weight_bits), 0].
+        same shape and dtype; every entry 0 (where w == 0) or +/-2^k, k in [min_shift(weight_bits), 0].
     """
-    rounded = torch.sign(weight.detach()) * torch.exp2(_round_log2(weight, weight_bits))
-    return weight + (rounded - weight).detach()  # straight-through
+    wide = weight.detach().to(torch.promote_types(weight.dtype, torch.float32))
+    rounded = (torch.sign(wide) * torch.exp2(_round_log2(wide, weight_bits))).to(weight.dtype)
+    return rounded + (weight - weight.detach())  # straight-through; exactly `rounded` in any dtype
 
 
 class _ShiftWeight(torch.autograd.Function):
@@ -71,6 +74,13 @@ class _ShiftWeight(torch.autograd.Function):
 
 class ShiftLinear(nn.Module):
     """A linear layer with power-of-two weights, parametrised ``latent`` or ``deepshift-ps`` (module docstring).
+
+    Half precision: the weight has the parameters' dtype and is an exact power of two wherever that
+    dtype holds 2^shift (``latent`` rounds in float32, ``deepshift-ps`` computes 2^round(shift) in
+    the parameters' dtype). float16's smallest normal is 2^-14 and its smallest
+    subnormal 2^-24: weight_bits <= 5 (shifts >= -14) is exact and normal; with 6 bits (shifts
+    down to -30) shifts -15..-24 give subnormal weights and shifts below -24 give 0. bfloat16 holds
+    2^-126 (normal) and 2^-133 (subnormal), float32 2^-126 and 2^-149: exact up to 8 bits.
 
     Args:
         in_features, out_features: sizes of the last dimension in and out.

@@ -104,8 +104,8 @@ def test_kernel_matches_fallback(kernels, dtype, steps, padding):
     torch.manual_seed(4)
     x, weight = torch.randn(13 if steps > 1 else 6, 5, 75, dtype=dtype), torch.rand(75, 8, dtype=dtype)
     grad = torch.randn(steps, 5, 75, dtype=dtype)
-    torch.testing.assert_close(_conv_forward(x, weight, steps, padding, True), _conv_forward(x, weight, steps, padding, False))
-    for kernel, fallback in zip(_conv_backward(grad, x, weight, padding, True), _conv_backward(grad, x, weight, padding, False)):
+    torch.testing.assert_close(_conv_forward(x, weight, steps, padding, "cpp"), _conv_forward(x, weight, steps, padding, "torch"))
+    for kernel, fallback in zip(_conv_backward(grad, x, weight, padding, "cpp"), _conv_backward(grad, x, weight, padding, "torch")):
         torch.testing.assert_close(kernel, fallback)
 
 

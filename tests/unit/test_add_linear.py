@@ -91,8 +91,8 @@ def test_kernel_matches_fallback(kernels, dtype):
     x, weight = torch.randn(70, 300, dtype=dtype), torch.randn(90, 300, dtype=dtype)
     bias, grad = torch.randn(90, dtype=dtype), torch.randn(70, 90, dtype=dtype)
     tol = TOL[dtype]
-    torch.testing.assert_close(_l1_forward(x, weight, bias, True), _l1_forward(x, weight, bias, False), rtol=tol["rtol"], atol=tol["atol"] * 300)
-    torch.testing.assert_close(_l1_input_grad(grad, x, weight, True), _l1_input_grad(grad, x, weight, False), **tol)
+    torch.testing.assert_close(_l1_forward(x, weight, bias, "cpp"), _l1_forward(x, weight, bias, "torch"), rtol=tol["rtol"], atol=tol["atol"] * 300)
+    torch.testing.assert_close(_l1_input_grad(grad, x, weight, "cpp"), _l1_input_grad(grad, x, weight, "torch"), **tol)
 
 
 def test_bad_input():
