@@ -18,7 +18,9 @@ Rows (``--rows``, default all, in this order):
 Searched rows train a heterogeneous supernet first (``--supernet-updates``, sandwich sampling),
 search on the first ``--valid-sentences`` validation sentences, then retrain from scratch. Scores
 are sacreBLEU on test_2016_flickr of checkpoint_best.pt (selected on validation loss only).
-Writes WORK/ladder.json, WORK/ladder.md (the table) and WORK/learning_curves.png.
+Writes WORK/ladder.json, WORK/ladder.md (the table) and WORK/ladder_curves.png; a lever under test
+(``--lever kd --extra --criterion word_distillation --teacher ...``) trains ROW+kd runs and writes
+WORK/ladder+kd.*, the plain runs untouched.
 
     .venv/bin/python bench/quality_ladder.py --work /work/m30k-ladder --updates 1000
 """
@@ -141,9 +143,13 @@ def main() -> None:
     parser.add_argument("--valid-sentences", type=int, default=200, help="validation sentences the search scores")
     parser.add_argument("--at-once", type=int, default=2, help="trainings at a time, one thread each (cores)")
     parser.add_argument("--no-score", action="store_true", help="train only; no BLEU, no table")
+    parser.add_argument("--lever", help="name of the lever --extra gives: its runs are ROW+LEVER, its table ladder+LEVER.md")
     parser.add_argument("--extra", nargs=argparse.REMAINDER, default=[],
-                        help="fairseq-train options given to every shiftadd_transformer row (a lever under test)")
+                        help="fairseq-train options given to every shiftadd_transformer row (the lever), e.g. "
+                             "--criterion word_distillation --teacher WORK/baseline/checkpoint_best.pt")
     args = parser.parse_args()
+    if bool(args.lever) != bool(args.extra):
+        parser.error("--lever and --extra go together: name the lever whose options --extra gives")
     work = Path(args.work)
     logs = work / "logs"
     logs.mkdir(parents=True, exist_ok=True)
@@ -180,34 +186,36 @@ def main() -> None:
                               *EVOLUTION, "--max-sentences-valid", str(args.valid_sentences), "--out", out, "--no-progress"]
     side_by_side(jobs, logs, args.at_once)
 
+    runs = {name: name if name == "baseline" or not args.lever else f"{name}+{args.lever}" for name in args.rows}
     jobs = {}
-    for name in args.rows:
-        if trained_updates(work / name) >= args.updates:
+    for name, run in runs.items():
+        if trained_updates(work / run) >= args.updates:
             continue
         arch = BASELINE_ARCH if name == "baseline" else ["--arch", "shiftadd_transformer", "--subnet", subnets[name], *args.extra]
-        jobs[name] = [*train, *arch, *recipe(work / name, args.updates)]
+        jobs[run] = [*train, *arch, *recipe(work / run, args.updates)]
     side_by_side(jobs, logs, args.at_once, append=True)
     if args.no_score:
         return
 
     coster = SubnetCoster(None, vocab_size=vocab)
     rows, curves = [], {}
-    for name in args.rows:
-        save = work / name
+    for name, run in runs.items():
+        save = work / run
         if not (save / "checkpoint_best.pt").exists():
             continue
-        curve = curves[name] = valid_curve(appended_log(name, logs))
+        curve = curves[run] = valid_curve(appended_log(run, logs))
         subnet = load_subnet_file(subnets[name])
-        scored = score(save / "checkpoint_best.pt", data, subnets[name], logs / f"score-{name}.log")
+        scored = score(save / "checkpoint_best.pt", data, subnets[name], logs / f"score-{run}.log")
         rows.append({
-            "model": name, "levers": " ".join(args.extra) if name != "baseline" and args.extra else "-",
+            "model": run, "levers": " ".join(args.extra) if name != "baseline" and args.extra else "-",
             "energy_mj_32": coster.energy_mj(subnet, bits=32), "energy_mj_8": coster.energy_mj(subnet, bits=8),
             "accelerator_mj_32": coster.energy_mj(subnet, bits=32, hardware="accelerator"),
             "params_m": coster.params(subnet) / 1e6, "valid_loss": curve, "updates": max(curve, default=0),
             "sacrebleu": scored["sacrebleu"], "signature": scored["signature"],
         })
-    (work / "ladder.json").write_text(json.dumps(rows, indent=1))
-    plot(curves, work / "learning_curves.png")
+    table = "ladder" if not args.lever else f"ladder+{args.lever}"
+    (work / f"{table}.json").write_text(json.dumps(rows, indent=1))
+    plot(curves, work / f"{table}_curves.png")
     marks = (500, 1000)
     lines = [
         "| model | levers | energy mJ 32-bit | 8-bit | accelerator mJ | params M | "
@@ -221,7 +229,7 @@ def main() -> None:
                      f"{r['accelerator_mj_32']:.4f} | {r['params_m']:.2f} | {at} | {final} | {r['sacrebleu']:.2f} |")
     if rows:
         lines.append(f"\nsacreBLEU signature: {rows[0]['signature']}")
-    (work / "ladder.md").write_text("\n".join(lines) + "\n")
+    (work / f"{table}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 
