@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import random
 import sys
@@ -40,6 +41,7 @@ def spread_over_energy(space: SearchSpace, coster: SubnetCoster, count: int, poo
 def plot(results: dict, out: Path) -> None:
     import matplotlib
     matplotlib.use("Agg")
+    logging.getLogger("matplotlib").setLevel(logging.WARNING)  # fairseq's import leaves the root logger at DEBUG
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 4.5))
