@@ -38,7 +38,8 @@ SAFE_CHECKPOINT_GLOBALS: list = [argparse.Namespace, *_numpy_scalar_types()]
 
 
 def _file_name(source: str | os.PathLike | IO[bytes]) -> str:
-    return str(getattr(source, "name", source))
+    """The path of a checkpoint given as a path or as an open file."""
+    return str(source) if isinstance(source, (str, os.PathLike)) else str(getattr(source, "name", "<checkpoint stream>"))
 
 
 def _refused_type(message: str) -> str:

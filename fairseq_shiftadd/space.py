@@ -219,6 +219,15 @@ class SearchSpace:
         }
         return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
 
+    def check_trained_on(self, trained: "SearchSpace", given: str, checkpoint: str = "this checkpoint") -> None:
+        """Raise :class:`SpaceError` unless this space (the user's, named ``given``) is ``trained``, the
+        space ``checkpoint`` was trained on; the message names both."""
+        if self.fingerprint() != trained.fingerprint():
+            raise SpaceError(
+                f"{checkpoint} was trained on space {trained.name} (fingerprint {trained.fingerprint()[:12]}), "
+                f"not on {given}: space {self.name} (fingerprint {self.fingerprint()[:12]})"
+            )
+
     # ------------------------------------------------------------------ genes
     def genes(self) -> list[Gene]:
         """Every independent choice, in a fixed order (the genome of the evolutionary search)."""
