@@ -1,17 +1,28 @@
-"""Make fairseq checkpoints load under torch's weights-only unpickler (torch >= 2.6).
+"""Weights-only checkpoint loading, for fairseq's loaders and ours (torch >= 2.6).
 
-fairseq 0.12 calls ``torch.load`` without ``weights_only``, which since torch 2.6 means
-weights-only loading: only tensors, containers and allow-listed types may be unpickled. Plain
-fairseq checkpoints hold one other type, ``argparse.Namespace`` (the legacy ``args``); the
-best-checkpoint bookkeeping may hold numpy scalars. We allow-list exactly these data-only types
-instead of switching the safe loader off: loading a checkpoint must never run arbitrary code.
+Loading a checkpoint must never run code. Every load passes ``weights_only=True`` explicitly, so
+no environment variable (``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD``) can switch the safe unpickler off;
+fairseq 0.12 calls ``torch.load`` without the argument, so :func:`allow_fairseq_checkpoints`
+points its ``checkpoint_utils`` at a ``torch`` whose ``load`` is :func:`load_weights_only`.
+
+Plain fairseq checkpoints hold one type besides tensors and containers, ``argparse.Namespace``
+(the legacy ``args``); the best-checkpoint bookkeeping may hold numpy scalars. We allow-list
+exactly these data-only types. A checkpoint holding anything else is refused with one line
+naming the file and the refused type; an empty or truncated file gets one line too.
 """
 from __future__ import annotations
 
 import argparse
+import os
+import pickle
+import re
+import types
+from typing import IO, Any
 
 import numpy as np
 import torch
+
+from .errors import InvalidInput
 
 
 def _numpy_scalar_types() -> list:
@@ -26,6 +37,58 @@ def _numpy_scalar_types() -> list:
 SAFE_CHECKPOINT_GLOBALS: list = [argparse.Namespace, *_numpy_scalar_types()]
 
 
+def _file_name(source: str | os.PathLike | IO[bytes]) -> str:
+    """The path of a checkpoint given as a path or as an open file."""
+    return str(source) if isinstance(source, (str, os.PathLike)) else str(getattr(source, "name", "<checkpoint stream>"))
+
+
+def _refused_type(message: str) -> str:
+    """The type torch's weights-only unpickler refused, from its message (e.g. ``posix.system``)."""
+    found = re.search(r"GLOBAL (\S+)", message) or re.search(r"(?:for|type|global) <?([\w.]+)", message)
+    return found.group(1) if found else message.split(".")[0].strip()
+
+
+def load_weights_only(source: str | os.PathLike | IO[bytes], map_location: Any = "cpu", **kwargs: Any) -> Any:
+    """``torch.load(source, weights_only=True)``; a refused or unreadable checkpoint is one line.
+
+    Raises:
+        InvalidInput: the file holds a type outside the allow-list, or is empty, truncated or no checkpoint.
+    """
+    kwargs.pop("weights_only", None)  # never anything but True
+    name = _file_name(source)
+    try:
+        return torch.load(source, map_location=map_location, weights_only=True, **kwargs)
+    except pickle.UnpicklingError as err:
+        text = str(err)
+        if "Weights only load failed" in text:
+            detail = text.split("Weights only load failed.", 1)[1]
+            raise InvalidInput(
+                f"checkpoint {name}: refused to unpickle {_refused_type(detail)} (weights-only loading allows tensors, "
+                "containers and fairseq's data types; loading a checkpoint never runs its code)"
+            ) from None
+        raise InvalidInput(f"checkpoint {name} is not a PyTorch checkpoint ({text.splitlines()[0]})") from None
+    except (EOFError, RuntimeError) as err:
+        if isinstance(err, RuntimeError) and "PytorchStreamReader" not in str(err) and "zip" not in str(err):
+            raise
+        raise InvalidInput(f"checkpoint {name} is empty or truncated (was its writer killed?)") from None
+
+
+class _WeightsOnlyTorch(types.ModuleType):
+    """``torch`` as fairseq's ``checkpoint_utils`` sees it: everything torch's, but ``load`` is weights-only."""
+
+    def __init__(self) -> None:
+        super().__init__("torch")
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(torch, name)
+
+    load = staticmethod(load_weights_only)
+
+
 def allow_fairseq_checkpoints() -> None:
-    """Register the data-only types of fairseq checkpoints with torch's weights-only loader."""
+    """Allow-list fairseq's data-only checkpoint types and make fairseq's loaders weights-only (idempotent)."""
+    from fairseq import checkpoint_utils
+
     torch.serialization.add_safe_globals(SAFE_CHECKPOINT_GLOBALS)
+    if not isinstance(checkpoint_utils.torch, _WeightsOnlyTorch):
+        checkpoint_utils.torch = _WeightsOnlyTorch()

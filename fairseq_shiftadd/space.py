@@ -219,6 +219,15 @@ class SearchSpace:
         }
         return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
 
+    def check_trained_on(self, trained: "SearchSpace", given: str, checkpoint: str = "this checkpoint") -> None:
+        """Raise :class:`SpaceError` unless this space (the user's, named ``given``) is ``trained``, the
+        space ``checkpoint`` was trained on; the message names both."""
+        if self.fingerprint() != trained.fingerprint():
+            raise SpaceError(
+                f"{checkpoint} was trained on space {trained.name} (fingerprint {trained.fingerprint()[:12]}), "
+                f"not on {given}: space {self.name} (fingerprint {self.fingerprint()[:12]})"
+            )
+
     # ------------------------------------------------------------------ genes
     def genes(self) -> list[Gene]:
         """Every independent choice, in a fixed order (the genome of the evolutionary search)."""
@@ -405,7 +414,87 @@ def parse_subnet(raw: Any, where: str = "subnet", max_layers: tuple[int, int] | 
         if field.endswith("block_types"):
             items = [canonical_block(item) for item in items]
         values[field] = tuple(items)
-    return Subnet(**values)
+    subnet = Subnet(**values)
+    check_subnet(subnet, where)
+    return subnet
+
+
+# The largest sizes a subnet may have (docs/architecture.md, "Subnet files"): far above any
+# published model (Transformer-big: d 1024, FFN 4096, 16 heads, 6 layers), low enough that costing
+# on the accelerator model and building a model stay within seconds and bounded memory.
+SIZE_LIMITS = {"embed_dim": 8192, "ffn_embed_dim": 65536, "layer_num": 64, "heads": 256, "kernel_size": 255}
+
+
+def _size_limit(field: str) -> int:
+    """The :data:`SIZE_LIMITS` entry of a :class:`Subnet` field, e.g. ``decoder_ende_attention_heads`` -> heads."""
+    kind = next((kind for kind in ("ffn_embed_dim", "heads", "kernel_size") if kind in field), field.split("_", 1)[1])
+    return SIZE_LIMITS[kind]
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def attention_width(block: str, embed_dim: int) -> int:
+    """Channels the self-attention of ``block`` sees: all, or the first half in a two-branch block."""
+    return embed_dim if block_branch(block) is None else embed_dim // 2
+
+
+def branch_width(block: str, embed_dim: int) -> int:
+    """Channels the lightweight branch of ``block`` sees: all, or the second half in a two-branch block."""
+    return embed_dim if not block_has_attention(block) else embed_dim - embed_dim // 2
+
+
+def check_subnet(subnet: Subnet, where: str = "subnet", lightweight_heads: int | None = None) -> None:
+    """Raise :class:`SpaceError` (one line) unless a model can be built and run for ``subnet``.
+
+    Checks types, positive sizes within :data:`SIZE_LIMITS`, the block and FFN types each side
+    allows, heads dividing the width they split, arbitrary encoder-decoder attention within the
+    encoder's depth and odd encoder kernel sizes; with ``lightweight_heads`` (the model's filter
+    heads), also that they divide each lightweight branch's channels. A search space adds its
+    value sets on top (:meth:`SearchSpace.validate`).
+    """
+    def fail(field: str, layer: int | None, value: Any, expected: str) -> None:
+        at = "" if layer is None else f"[{layer}]"
+        raise SpaceError(f"{where}: {_SUBNET_KEYS[field]}{at} = {value!r} {expected}")
+
+    for field in ("encoder_embed_dim", "decoder_embed_dim", "encoder_layer_num", "decoder_layer_num"):
+        value = getattr(subnet, field)
+        if not _is_int(value) or not 1 <= value <= _size_limit(field):
+            fail(field, None, value, f"must be an integer from 1 to {_size_limit(field)}")
+    allowed_names = {
+        "encoder_block_types": ENCODER_BLOCKS, "decoder_block_types": DECODER_BLOCKS,
+        "encoder_ffn_types": FFN_TYPES, "decoder_ffn_types": FFN_TYPES,
+    }
+    for field, allowed in allowed_names.items():
+        for layer, value in enumerate(getattr(subnet, field)):
+            if value not in allowed:
+                fail(field, layer, value, f"is not a {field.split('_')[0]} choice (allowed: {', '.join(allowed)})")
+    for field in ("encoder_ffn_embed_dim", "decoder_ffn_embed_dim", "encoder_self_attention_heads",
+                  "decoder_self_attention_heads", "decoder_ende_attention_heads", "encoder_kernel_sizes", "decoder_kernel_sizes"):
+        for layer, value in enumerate(getattr(subnet, field)):
+            if not _is_int(value) or not 1 <= value <= _size_limit(field):
+                fail(field, layer, value, f"must be an integer from 1 to {_size_limit(field)}")
+    for layer, value in enumerate(subnet.encoder_kernel_sizes):
+        if value % 2 == 0:
+            fail("encoder_kernel_sizes", layer, value, "must be odd ('same' padding)")
+    for layer, value in enumerate(subnet.decoder_arbitrary_ende_attn):
+        if value not in ENDE_ATTN_CHOICES or (value != -1 and value + 1 > subnet.encoder_layer_num):
+            fail("decoder_arbitrary_ende_attn", layer, value,
+                 f"must be -1 (last encoder layer) or k in 1, 2 with k + 1 <= {subnet.encoder_layer_num} encoder layers")
+    for side in ("encoder", "decoder"):
+        dim = getattr(subnet, f"{side}_embed_dim")
+        blocks = getattr(subnet, f"{side}_block_types")
+        for layer, (block, heads) in enumerate(zip(blocks, getattr(subnet, f"{side}_self_attention_heads"))):
+            width = attention_width(block, dim)
+            if block_has_attention(block) and (width == 0 or width % heads):
+                fail(f"{side}_self_attention_heads", layer, heads, f"must divide the {width} channels {block} gives attention at embed dim {dim}")
+            if lightweight_heads and block_branch(block) and branch_width(block, dim) % lightweight_heads:
+                fail(f"{side}_block_types", layer, block,
+                     f"gives its branch {branch_width(block, dim)} channels at embed dim {dim}, not divisible by {lightweight_heads} filter heads")
+    for layer, heads in enumerate(subnet.decoder_ende_attention_heads):
+        if subnet.decoder_embed_dim % heads:
+            fail("decoder_ende_attention_heads", layer, heads, f"must divide the decoder embed dim {subnet.decoder_embed_dim}")
 
 
 def load_subnet_file(path: str | os.PathLike) -> Subnet:

@@ -19,6 +19,7 @@ from typing import Any, Sequence
 
 import torch
 
+from ..checkpoint_compat import load_weights_only
 from ..files import atomic_path
 from ..errors import InvalidInput, MissingInput, user_errors_to_exit
 
@@ -44,7 +45,7 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise MissingInput(f"checkpoint {path} does not exist")
-    return torch.load(path, map_location="cpu", weights_only=True)
+    return load_weights_only(path)
 
 
 def average_checkpoints(paths: Sequence[str | Path]) -> dict[str, Any]:

@@ -9,6 +9,8 @@ from ..hardware.costing import HARDWARE, SubnetCoster
 from ..space import WEIGHT_SHARING_MODES, SearchSpace, load_subnet_file
 from ..errors import InvalidInput, user_errors_to_exit
 
+MAX_TOKENS = 100_000  # sentence length; the accelerator model's tiling search stays within seconds below it
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="shiftadd-cost", description=__doc__)
@@ -29,8 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
 @user_errors_to_exit
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.tokens < 1:
-        raise InvalidInput(f"--tokens must be positive, got {args.tokens}")
+    if not 1 <= args.tokens <= MAX_TOKENS:
+        raise InvalidInput(f"--tokens must be from 1 to {MAX_TOKENS}, got {args.tokens}")
     if args.search_space:
         space = SearchSpace.from_file(args.search_space)
         subnet = space.load_subnet(args.subnet)

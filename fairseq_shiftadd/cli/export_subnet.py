@@ -11,6 +11,7 @@ from pathlib import Path
 
 import torch
 
+from ..checkpoint_compat import load_weights_only
 from ..files import atomic_path
 from ..models.export import export_subnet, supernet_space
 from ..errors import MissingInput, user_errors_to_exit
@@ -25,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not Path(args.supernet).is_file():
         raise MissingInput(f"supernet checkpoint {args.supernet} does not exist")
-    state = torch.load(args.supernet, map_location="cpu", weights_only=True)
+    state = load_weights_only(args.supernet)
     subnet = supernet_space(state).load_subnet(args.subnet)
     exported = export_subnet(state, subnet)
     out = Path(args.out)

@@ -20,6 +20,7 @@ from fairseq.criterions.label_smoothed_cross_entropy import (
     LabelSmoothedCrossEntropyCriterionConfig,
 )
 
+from ..checkpoint_compat import load_weights_only
 from ..errors import InvalidInput, MissingInput
 
 
@@ -37,7 +38,7 @@ def load_teacher(path: str, task) -> torch.nn.Module:
         raise InvalidInput("--criterion word_distillation needs --teacher CHECKPOINT")
     if not Path(path).is_file():
         raise MissingInput(f"--teacher {path} does not exist")
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = load_weights_only(path)
     models, _ = checkpoint_utils.load_model_ensemble([path], task=task, state=state)
     teacher = models[0].eval()
     output_size = teacher.decoder.output_projection.out_features if hasattr(teacher.decoder, "output_projection") else None

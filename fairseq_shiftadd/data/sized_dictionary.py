@@ -9,11 +9,16 @@ from pathlib import Path
 
 from fairseq.data import Dictionary
 
-from ..errors import MissingInput
+from ..errors import InvalidInput, MissingInput
+
+
+MAX_VOCAB_SIZE = 1_000_000  # far above any subword vocabulary; keeps a placeholder dictionary within a second
 
 
 def dictionary_of_size(size: int) -> Dictionary:
     """A fairseq Dictionary of ``size`` symbols (specials included; never fewer than the specials)."""
+    if not 1 <= size <= MAX_VOCAB_SIZE:
+        raise InvalidInput(f"vocabulary size {size} must be from 1 to {MAX_VOCAB_SIZE:,}")
     dictionary = Dictionary()
     for i in range(max(size - len(dictionary), 0)):
         dictionary.add_symbol(f"w{i}")

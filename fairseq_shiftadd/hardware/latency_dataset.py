@@ -129,12 +129,12 @@ def read_latency_records(
         raise LatencyDataError(f"latency dataset {path} does not exist")
     records = []
     skipped = 0
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
+    with open(path, "rb") as handle:
+        for number, raw_line in enumerate(handle, start=1):
+            if not raw_line.strip():
                 continue
             try:
-                records.append(LatencyRecord.from_json(line, space, where=f"{path}:{number}"))
+                records.append(LatencyRecord.from_json(utf8_line(raw_line, f"{path}:{number}"), space, where=f"{path}:{number}"))
             except LatencyDataError as err:
                 if on_error == "stop":
                     raise
@@ -144,6 +144,14 @@ def read_latency_records(
         detail = f" ({skipped} malformed lines skipped)" if skipped else ""
         raise LatencyDataError(f"latency dataset {path} has no records{detail}")
     return records
+
+
+def utf8_line(raw_line: bytes, where: str) -> str:
+    """One line of a JSONL file as text; bytes that are not UTF-8 are a :class:`LatencyDataError` naming the column."""
+    try:
+        return raw_line.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise LatencyDataError(f"{where}: not UTF-8 text (byte 0x{raw_line[err.start]:02x} at column {err.start + 1})") from None
 
 
 def subnet_sequence(space: SearchSpace, seed: int, include_extremes: bool = False) -> Iterator[Subnet]:
@@ -174,7 +182,7 @@ def existing_records(path: Path, space: SearchSpace, device: str, threads: int, 
     if not path.is_file():
         return []
     repair_partial_last_line(path)
-    if not path.read_text(encoding="utf-8").strip():
+    if not path.read_bytes().strip():
         return []
     records = read_latency_records(path, space, on_error=on_error)
     for record in records:

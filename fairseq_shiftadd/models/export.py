@@ -30,7 +30,7 @@ def supernet_space(state: dict[str, Any]) -> SearchSpace:
 
 
 def standalone_config(supernet_model_cfg: dict[str, Any], subnet: Subnet) -> dict[str, Any]:
-    cfg = {k: v for k, v in supernet_model_cfg.items() if k != "search_space_config"}
+    cfg = {k: v for k, v in supernet_model_cfg.items() if k not in ("search_space_config", "search_space_fingerprint")}
     cfg.update({"_name": "shiftadd_transformer", "arch": "shiftadd_transformer", "subnet": None, "subnet_config": subnet.to_yaml()})
     return cfg
 

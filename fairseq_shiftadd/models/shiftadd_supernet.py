@@ -24,6 +24,9 @@ class ShiftAddSupernetConfig(HybridTransformerConfig):
     search_space_config: Optional[str] = field(
         default=None, metadata={"help": "(set automatically) the search space YAML, so checkpoints are self-contained"}
     )
+    search_space_fingerprint: Optional[str] = field(
+        default=None, metadata={"help": "(set automatically) the stored search space's fingerprint"}
+    )
 
 
 @register_model("shiftadd_supernet", dataclass=ShiftAddSupernetConfig)
@@ -34,6 +37,7 @@ class ShiftAddSupernet(HybridTransformerModel):
     def build_model(cls, cfg: ShiftAddSupernetConfig, task) -> "ShiftAddSupernet":
         space = cls.space_of(cfg, task)
         record_in_config(cfg, "search_space_config", yaml.safe_dump(space.to_dict(), sort_keys=False))
+        record_in_config(cfg, "search_space_fingerprint", space.fingerprint())
         model = build_hybrid_model(
             cfg, task, SideCandidates.of_space(space, "encoder"), SideCandidates.of_space(space, "decoder"),
             space.largest(), model_cls=cls,
@@ -44,7 +48,12 @@ class ShiftAddSupernet(HybridTransformerModel):
     @staticmethod
     def space_of(cfg: ShiftAddSupernetConfig, task) -> SearchSpace:
         if getattr(cfg, "search_space_config", None):
-            return SearchSpace.from_dict(yaml.safe_load(cfg.search_space_config), name_hint="checkpoint")
+            space = SearchSpace.from_dict(yaml.safe_load(cfg.search_space_config), name_hint="checkpoint")
+            stored = getattr(cfg, "search_space_fingerprint", None)
+            if stored and stored != space.fingerprint():
+                raise InvalidInput(f"the checkpoint's search space (fingerprint {space.fingerprint()[:12]}) does not match "
+                                   f"its recorded fingerprint {stored[:12]}: the checkpoint was altered")
+            return space
         space = getattr(task, "space", None)
         if space is None:
             raise InvalidInput("--arch shiftadd_supernet_* needs --task shiftadd_supernet_translation --search-space FILE")

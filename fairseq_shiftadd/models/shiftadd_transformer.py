@@ -13,7 +13,7 @@ from typing import Optional
 import yaml
 from fairseq.models import register_model
 
-from ..space import Subnet, load_subnet_file, parse_subnet
+from ..space import Subnet, check_subnet, load_subnet_file, parse_subnet
 from .build import SideCandidates, build_hybrid_model
 from .config import HybridTransformerConfig, record_in_config
 from .hybrid_transformer import HybridTransformerModel
@@ -35,6 +35,7 @@ class ShiftAddTransformer(HybridTransformerModel):
     @classmethod
     def build_model(cls, cfg: ShiftAddTransformerConfig, task) -> "ShiftAddTransformer":
         subnet = cls.subnet_of(cfg)
+        check_subnet(subnet, where=cfg.subnet or "checkpoint subnet", lightweight_heads=cfg.lightweight_heads)
         record_in_config(cfg, "subnet_config", subnet.to_yaml())
         return build_hybrid_model(
             cfg, task, SideCandidates.of_subnet(subnet, "encoder"), SideCandidates.of_subnet(subnet, "decoder"), subnet, model_cls=cls

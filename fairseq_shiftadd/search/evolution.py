@@ -32,13 +32,14 @@ from tqdm import tqdm
 
 from ..files import atomic_path, atomic_write_text
 from ..space import SearchSpace, Subnet, write_subnet
-from ..errors import InvalidInput
+from ..errors import InvalidInput, one_line
 
 Genome = tuple[Any, ...]
 Fitness = Callable[[list[Subnet]], list[float]]
 Cost = Callable[[Subnet], float]
 
 STATE_VERSION = 1
+STATE_KEYS = ("signature", "iteration", "population", "rng", "history", "evaluated", "cache")  # what state() writes
 
 
 class NoFeasibleSubnetError(InvalidInput):
@@ -308,11 +309,23 @@ class Evolution:
 
     def load_state(self, path: Path) -> None:
         try:
-            state = json.loads(path.read_text())
-        except json.JSONDecodeError as err:
-            raise ResumeError(f"{path} is not valid JSON ({err}); remove it to start the search afresh")
+            state = json.loads(path.read_bytes().decode("utf-8"))
+        except ValueError as err:  # bad JSON or bad UTF-8
+            raise ResumeError(f"{path} is not valid JSON ({one_line(err)}); remove it to start the search afresh") from None
+        if not isinstance(state, dict):
+            raise ResumeError(f"{path} holds a JSON {type(state).__name__}, expected the search state object; remove it to start afresh")
         if state.get("version") != STATE_VERSION:
             raise ResumeError(f"{path} has state version {state.get('version')}, expected {STATE_VERSION}")
+        missing = [key for key in STATE_KEYS if key not in state]
+        if missing or not isinstance(state["signature"], dict):
+            problem = f"lacks the key '{missing[0]}'" if missing else "has a 'signature' that is not an object"
+            raise ResumeError(f"{path} {problem}; remove it to start the search afresh")
+        try:
+            self._restore(path, state)
+        except (KeyError, TypeError, ValueError) as err:
+            raise ResumeError(f"{path} holds a malformed search state ({type(err).__name__}: {one_line(err)}); remove it to start afresh") from None
+
+    def _restore(self, path: Path, state: dict[str, Any]) -> None:
         ours = self.signature()
         for part in ours:
             if state["signature"].get(part) != ours[part]:

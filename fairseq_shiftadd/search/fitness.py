@@ -17,7 +17,7 @@ from fairseq.data import data_utils
 from omegaconf import open_dict
 
 from ..errors import InvalidInput, MissingInput
-from ..space import SearchSpace, SpaceError, Subnet
+from ..space import SearchSpace, Subnet
 
 
 class SupernetFitness:
@@ -46,10 +46,10 @@ class SupernetFitness:
             raise InvalidInput(f"{checkpoint} is a {cfg.model._name} checkpoint, expected a shiftadd_supernet_* one")
         with open_dict(cfg):
             cfg.task.data = data
+            cfg.task.search_space = None  # the space is the one stored in cfg.model (older checkpoints also kept a path)
         self.task = tasks.setup_task(cfg.task)
         self.model = self.task.build_model(cfg.model)
-        if self.model.search_space.fingerprint() != space.fingerprint():
-            raise SpaceError(f"the search space {space.name} differs from the one the supernet {checkpoint} was trained on")
+        space.check_trained_on(self.model.search_space, f"--search-space {space.path or space.name}", f"supernet {checkpoint}")
         self.model.load_state_dict(state["model"])
         self.model.eval()
         self.device = torch.device("cpu" if cpu or not torch.cuda.is_available() else "cuda")

@@ -56,7 +56,10 @@ class ShiftAddSupernetTranslationTask(TranslationTask):
     def build_model(self, cfg, from_checkpoint: bool = False):
         model = super().build_model(cfg, from_checkpoint)
         if is_supernet(model):
-            self.space = self.space or model.search_space
+            if self.space is not None:
+                self.space.check_trained_on(model.search_space, f"--search-space {self.cfg.search_space}")
+            self.space = model.search_space
+            self.cfg.search_space = None  # checkpoints keep the space itself (cfg.model), never a path
             model.set_subnet(self.chosen_subnet())
         return model
 
@@ -130,10 +133,14 @@ class ShiftAddSupernetTranslationTask(TranslationTask):
 
 
 def _merge_subnet_logs(logs: dict[str, dict]) -> dict:
-    """One logging output for an update: losses averaged over its subnets, each also logged by name."""
+    """One logging output for an update: losses averaged over its subnets, each also logged by name.
+
+    A key any subnet reports is averaged over all of them: under ``--sandwich`` the largest subnet
+    (all mult operators) has no KL term, the random one may.
+    """
     merged = dict(next(iter(logs.values())))
     for key in ("loss", "nll_loss", "kl"):
-        if key in merged:
+        if any(key in log for log in logs.values()):
             merged[key] = sum(float(log.get(key, 0)) for log in logs.values()) / len(logs)
     for name, log in logs.items():
         merged[f"loss_{name}"] = log["loss"]
