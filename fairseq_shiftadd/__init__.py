@@ -2,10 +2,15 @@
 
 Importing the package registers its models, tasks and criteria with fairseq, lets fairseq
 checkpoints load under torch's weights-only unpickler, and reports the plugin's user errors
-(:class:`~fairseq_shiftadd.errors.UserError`) as one line. ``docs/architecture.md`` maps the package.
+(:class:`~fairseq_shiftadd.errors.UserError`) as one line, and silences the known-harmless
+messages of fairseq, hydra and torch (:mod:`~fairseq_shiftadd.quiet`). ``docs/architecture.md`` maps the package.
 """
-from .checkpoint_compat import allow_fairseq_checkpoints
-from .errors import install_excepthook
+from .quiet import silence_known_noise
+
+silence_known_noise()  # before fairseq is first imported: its import logs one of the messages
+
+from .checkpoint_compat import allow_fairseq_checkpoints  # noqa: E402
+from .errors import install_excepthook  # noqa: E402
 
 allow_fairseq_checkpoints()
 install_excepthook()
