@@ -18,13 +18,14 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --upgrade pip wheel setuptools
 	# torch first (CPU wheel), then numpy and cython so fairseq-fixed builds without isolation.
 	$(PY) -m pip install -q torch==2.13.0 numpy cython
-	# fairseq-fixed declares torchaudio (which would pull another torch): install it without deps.
-	$(PY) -m pip install -q --no-deps --no-build-isolation fairseq-fixed==0.12.3.1
 	$(DEPS) > $(VENV)/requirements.txt
 	$(PY) -m pip install -q -r $(VENV)/requirements.txt
 	# triton (the gpu extra) declares no dependencies, so torch stays the CPU wheel; its
 	# interpreter runs the GPU kernels' tests on CPU tensors.
 	$(PY) -m pip install -q triton==3.9.0
+	# fairseq-fixed declares torchaudio (which would pull another torch): installed without deps, and
+	# after every install that checks dependencies, so pip's resolver never reports torchaudio missing.
+	$(PY) -m pip install -q --no-deps --no-build-isolation fairseq-fixed==0.12.3.1
 	# the package itself (console scripts included), without re-resolving fairseq-fixed's declared deps
 	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
 	touch $(STAMP)

@@ -60,8 +60,10 @@ parse_args() {
 }
 
 find_tools() {
-    FAIRSEQ_PREPROCESS="$(command -v fairseq-preprocess)" \
-        || die "fairseq-preprocess not found on PATH (activate the project venv: . .venv/bin/activate)"
+    # The project's venv (make demo / make test create it) first, then whatever is on PATH.
+    FAIRSEQ_PREPROCESS="$PREP_DIR/../.venv/bin/fairseq-preprocess"
+    [[ -x "$FAIRSEQ_PREPROCESS" ]] || FAIRSEQ_PREPROCESS="$(command -v fairseq-preprocess)" \
+        || die "fairseq-preprocess not found: run 'make venv' in $(cd "$PREP_DIR/.." && pwd) first (it creates .venv/)"
     # The python next to fairseq-preprocess is the venv's, which has sentencepiece.
     PYTHON="${PYTHON:-$(dirname "$FAIRSEQ_PREPROCESS")/python}"
     [[ -x "$PYTHON" ]] || PYTHON="python3"

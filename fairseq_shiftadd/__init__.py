@@ -1,12 +1,18 @@
 """fairseq-shiftadd: ShiftAddNAS for machine translation, loaded with ``--user-dir fairseq_shiftadd``.
 
 Importing the package registers its models, tasks and criteria with fairseq, makes fairseq's
-checkpoint loads weights-only and its checkpoint writes atomic (a resume survives a kill), and reports the plugin's user errors
-(:class:`~fairseq_shiftadd.errors.UserError`) as one line. ``docs/architecture.md`` maps the package.
+checkpoint loads weights-only and its checkpoint writes atomic (a resume survives a kill), reports
+the plugin's user errors (:class:`~fairseq_shiftadd.errors.UserError`) as one line, and silences
+the known-harmless messages of fairseq, hydra and torch (:mod:`~fairseq_shiftadd.quiet`).
+``docs/architecture.md`` maps the package.
 """
-from .checkpoint_compat import allow_fairseq_checkpoints
-from .checkpoint_io import make_checkpoint_writes_atomic
-from .errors import install_excepthook
+from .quiet import silence_known_noise
+
+silence_known_noise()  # before fairseq is first imported: its import logs one of the messages
+
+from .checkpoint_compat import allow_fairseq_checkpoints  # noqa: E402
+from .checkpoint_io import make_checkpoint_writes_atomic  # noqa: E402
+from .errors import install_excepthook  # noqa: E402
 
 allow_fairseq_checkpoints()
 make_checkpoint_writes_atomic()

@@ -87,7 +87,7 @@ def write_checkpoint(state: dict[str, Any], path: str | Path) -> None:
 
 @user_errors_to_exit
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="shiftadd-average", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="shiftadd-average", description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--inputs", nargs="+", help="checkpoints to average")
     source.add_argument("--dir", help="a fairseq save dir; with --last N, average its N newest epoch checkpoints")

@@ -19,7 +19,7 @@ from ..errors import MissingInput, user_errors_to_exit
 
 @user_errors_to_exit
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="shiftadd-export-subnet", description=__doc__)
+    parser = argparse.ArgumentParser(prog="shiftadd-export-subnet", description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("supernet", help="supernet checkpoint (fairseq-train --arch shiftadd_supernet_*)")
     parser.add_argument("subnet", help="subnet YAML")
     parser.add_argument("out", help="output checkpoint")

@@ -19,6 +19,7 @@ import math
 from pathlib import Path
 
 from ..errors import InvalidInput, user_errors_to_exit
+from .common import add_verbose, parse
 from ..hardware.latency import resolve_device
 from ..hardware.latency_dataset import measure_subnets
 from ..space import SearchSpace
@@ -27,14 +28,14 @@ logger = logging.getLogger(__name__)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="shiftadd-measure-latency", description=__doc__)
+    parser = argparse.ArgumentParser(prog="shiftadd-measure-latency", description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--search-space", required=True, help="search space YAML (configs/spaces/*.yml)")
     parser.add_argument("--out", required=True, help="JSONL latency dataset to append to")
     parser.add_argument("--num-subnets", type=int, required=True, help="subnets the dataset should hold for this seed")
     parser.add_argument("--seed", type=int, default=1, help="seed of the subnet sequence")
     parser.add_argument("--include-largest-smallest", action="store_true", help="the space's largest and smallest subnets come first")
-    parser.add_argument("--threads", type=int, help="CPU threads pinned while timing (default: torch's default)")
-    parser.add_argument("--device", choices=("cpu", "cuda"), help="default: cuda when present, else cpu")
+    parser.add_argument("--threads", type=int, help="CPU threads pinned while timing (None: torch's default)")
+    parser.add_argument("--device", choices=("cpu", "cuda"), help="device to time on (None: cuda when present, else cpu)")
     parser.add_argument("--src-len", type=int, default=30, help="source tokens (batch 1)")
     parser.add_argument("--tgt-len", type=int, default=30, help="incremental decoder steps")
     parser.add_argument("--beam", type=int, default=4, help="beam size (decoder batch)")
@@ -42,9 +43,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--runs", type=int, default=20, help="timed runs per subnet (mean of the 10-90%% range)")
     parser.add_argument("--vocab-size", type=int, default=32000, help="joined vocabulary size (output projection)")
     parser.add_argument("--reference", choices=("none", "smallest", "largest"), default="none",
-                        help="paired timing against this subnet of the space, for machines whose speed drifts (default: none, HAT's direct timing)")
-    parser.add_argument("--reference-ms", type=float, help="with --reference: the scale of the ratios (default: measured once per file)")
+                        help="paired timing against this subnet of the space, for machines whose speed drifts (none: HAT's direct timing)")
+    parser.add_argument("--reference-ms", type=float, help="with --reference: the scale of the ratios (None: measured once per file)")
     parser.add_argument("--on-error", choices=("stop", "skip"), default="stop", help="a malformed line in --out: stop, or skip it")
+    add_verbose(parser)
     return parser
 
 
@@ -59,7 +61,7 @@ def _check_positive(args: argparse.Namespace) -> None:
 
 @user_errors_to_exit
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse(build_parser(), argv)
     _check_positive(args)
     space = SearchSpace.from_file(args.search_space)
     reference = None if args.reference == "none" else args.reference

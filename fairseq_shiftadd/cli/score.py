@@ -99,6 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--tokens", type=int, default=30, help="sequence length of the energy model")
     parser.add_argument("--max-tokens", type=int, default=4096, help="tokens per generation batch")
     parser.add_argument("--subnet", help="cost this subnet YAML (for a checkpoint of another model, e.g. fairseq's transformer)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="show fairseq-generate's log (kept back unless it fails)")
     return parser
 
 
@@ -124,8 +125,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("score: scoring test: report this number; never choose a model by it", file=sys.stderr)
     command = generate_command(args, extra)
     print("+ " + shlex.join(command), file=sys.stderr, flush=True)
-    result = subprocess.run(command, stdout=subprocess.PIPE, text=True)
+    result = subprocess.run(command, stdout=subprocess.PIPE, stderr=None if args.verbose else subprocess.PIPE, text=True)
     if result.returncode:
+        print(result.stderr or "", end="", file=sys.stderr)
         return result.returncode
     log = Path(f"{args.checkpoint}.{args.subset}.generate.txt")
     log.write_text(result.stdout)

@@ -25,6 +25,7 @@ from ..search.evolution import (
 from ..space import SearchSpace, Subnet
 from ..data.sized_dictionary import data_vocab_size
 from ..errors import MissingInput, user_errors_to_exit
+from .common import add_verbose, parse
 
 if TYPE_CHECKING:
     from ..search.fitness import SupernetFitness
@@ -39,6 +40,17 @@ def parse_limits(text: str) -> list[float]:
     if not limits or any(not limit > 0 for limit in limits):
         raise argparse.ArgumentTypeError(f"budgets must be positive numbers, got {text!r}")
     return limits
+
+
+EVOLUTION_HELP = {
+    "population": "subnets per generation",
+    "parents": "best subnets kept as parents of the next generation",
+    "mutations": "children bred by mutating a parent, per generation",
+    "mutation_prob": "probability that a mutation redraws each gene",
+    "crossovers": "children bred by crossing two parents, per generation",
+    "iterations": "generations",
+    "seed": "seed of the evolution (same seed and inputs: same result)",
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -58,15 +70,14 @@ def build_parser() -> argparse.ArgumentParser:
                          help="energy model: op counts x unit energies, or the row-stationary accelerator")
     budgets.add_argument("--bits", type=int, choices=(8, 32), default=32, help="precision of the energy model")
     budgets.add_argument("--tokens", type=int, default=30, help="sequence length the costs are computed at")
-    budgets.add_argument("--latency-ms", type=parse_limits, help="predicted latency budget(s) in ms")
+    budgets.add_argument("--latency-ms", type=parse_limits, help="budget(s) in ms on the latency the predictor gives")
     budgets.add_argument("--latency-predictor", help="latency predictor checkpoint (needed by --latency-ms)")
     budgets.add_argument("--accel-latency-ms", type=parse_limits, help="accelerator-model latency budget(s) in ms")
     budgets.add_argument("--params", type=parse_limits, help="parameter budget(s) in millions")
 
     evolution = parser.add_argument_group("evolution")
-    for name in ("population", "parents", "mutations", "crossovers", "iterations", "seed"):
-        evolution.add_argument(f"--{name}", type=int, default=getattr(defaults, name))
-    evolution.add_argument("--mutation-prob", type=float, default=defaults.mutation_prob)
+    for name, what in EVOLUTION_HELP.items():
+        evolution.add_argument(f"--{name.replace('_', '-')}", type=type(getattr(defaults, name)), default=getattr(defaults, name), help=what)
 
     fitness = parser.add_argument_group("fitness (validation loss with inherited weights)")
     fitness.add_argument("--valid-subset", default="valid", help="validation subset (never test)")
@@ -74,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     fitness.add_argument("--max-tokens-valid", type=int, help="tokens per validation batch")
     fitness.add_argument("--cuda", action="store_true", help="evaluate on the GPU (default: CPU)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    add_verbose(parser)
     return parser
 
 
@@ -207,7 +219,7 @@ def summary(result: SearchResult, columns: dict[str, Cost], limit: float | None)
 @user_errors_to_exit
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parse(parser, argv)
     logging.getLogger("matplotlib").setLevel(logging.WARNING)
     check_args(parser, args)
     columns, results = run(args)

@@ -31,3 +31,16 @@ def data_vocab_size(data: str | Path) -> int:
     if not paths:
         raise MissingInput(f"data directory {data} has no dict.*.txt (is it fairseq-preprocess output?)")
     return max(len(Dictionary.load(str(path))) for path in paths)
+
+
+def checkpoint_vocab_size(path: str | Path) -> int:
+    """The vocabulary size a fairseq translation checkpoint was trained with (its encoder embedding's rows)."""
+    import torch
+
+    if not Path(path).is_file():
+        raise MissingInput(f"checkpoint {path} does not exist")
+    model = torch.load(path, map_location="cpu", weights_only=True).get("model", {})
+    embedding = model.get("encoder.embed_tokens.weight")
+    if embedding is None:
+        raise MissingInput(f"checkpoint {path} has no encoder.embed_tokens.weight (is it a translation model?)")
+    return int(embedding.shape[0])

@@ -35,6 +35,10 @@ class ShiftAddSupernet(HybridTransformerModel):
 
     @classmethod
     def build_model(cls, cfg: ShiftAddSupernetConfig, task) -> "ShiftAddSupernet":
+        if not hasattr(task, "space"):  # a plain fairseq task would run one arbitrary subnet, silently
+            raise InvalidInput(f"a shiftadd_supernet model needs --task shiftadd_supernet_translation, not --task "
+                               f"{getattr(getattr(task, 'cfg', None), '_name', type(task).__name__)}: add it "
+                               "(and --subnet FILE|largest|smallest|random to choose the subnet)")
         space = cls.space_of(cfg, task)
         record_in_config(cfg, "search_space_config", yaml.safe_dump(space.to_dict(), sort_keys=False))
         record_in_config(cfg, "search_space_fingerprint", space.fingerprint())

@@ -40,8 +40,12 @@ def kernels_available() -> bool:
         bin_dir = os.path.dirname(sys.executable)
         if bin_dir not in os.environ.get("PATH", "").split(os.pathsep):
             os.environ["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")
+        name = f"shiftadd_ops_{_cpu_tag()}"
+        if not (Path(cpp_extension._get_build_directory(name, verbose=False)) / f"{name}.so").is_file():
+            print("shiftadd: compiling the add operators' C++ kernels (once per machine, about 30 s)...",
+                  file=sys.stderr, flush=True)
         cpp_extension.load(
-            name=f"shiftadd_ops_{_cpu_tag()}",
+            name=name,
             sources=[str(source) for source in _SOURCES],
             extra_cflags=["-O3", "-march=native", "-fopenmp", "-ffp-contract=fast"],
             extra_ldflags=["-fopenmp"],

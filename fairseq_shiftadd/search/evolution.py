@@ -469,6 +469,15 @@ def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
     return front
 
 
+# cost column -> axis label: what it is, measured or predicted or computed, and its unit
+AXIS_LABELS = {
+    "energy_mj": "energy (mJ, computed)",
+    "latency_ms": "latency (ms, predicted by the latency MLP)",
+    "accel_latency_ms": "accelerator latency (ms, computed by the accelerator model)",
+    "params_m": "parameters (millions)",
+}
+
+
 def plot_pareto(
     path: Path,
     rows: Sequence[dict[str, Any]],
@@ -491,10 +500,12 @@ def plot_pareto(
         ax.plot(*zip(*(points[i] for i in front)), "o-", drawstyle="steps-post", color="tab:blue", ms=4, label="Pareto front")
         chosen = [p for p, row in zip(points, rows) if subnet_key(row["subnet"]) in bests]
         ax.scatter(*zip(*chosen), marker="*", s=160, color="tab:red", zorder=3, label="best")
-        for limit in (limits or {}).get(constraint.name, [constraint.limit]):
-            ax.axvline(limit, color="tab:red", ls="--", lw=1)
-        ax.set_xlabel(constraint.name)
-        ax.set_ylabel("validation loss")
+        budgets = (limits or {}).get(constraint.name, [constraint.limit])
+        legend = f"budget{'s' if len(budgets) > 1 else ''} {', '.join(f'{limit:g}' for limit in budgets)}"
+        for index, limit in enumerate(budgets):
+            ax.axvline(limit, color="tab:red", ls="--", lw=1, label=None if index else legend)
+        ax.set_xlabel(AXIS_LABELS.get(constraint.name, constraint.name))
+        ax.set_ylabel("validation loss (bits/token, inherited weights)")
         ax.legend(fontsize=8)
     fig.tight_layout()
     with atomic_path(path) as tmp:

@@ -63,6 +63,13 @@ class ShiftAddSupernetTranslationTask(TranslationTask):
             model.set_subnet(self.chosen_subnet())
         return model
 
+    def get_batch_iterator(self, dataset, **kwargs):
+        """fairseq's iterator; outside training every sentence is batched (``required_batch_size_multiple``
+        1), since fairseq leaves out the remainder that does not fill a multiple of it."""
+        if dataset is not self.datasets.get(self.cfg.train_subset):
+            kwargs["required_batch_size_multiple"] = 1
+        return super().get_batch_iterator(dataset, **kwargs)
+
     def chosen_subnet(self) -> Subnet:
         """The subnet named by ``--subnet`` (validated against the space)."""
         choice = self.cfg.subnet

@@ -14,6 +14,7 @@ import pytest
 from conftest import REPO, run
 from fairseq_shiftadd.cli import demo as demo_cli
 from fairseq_shiftadd.cli.demo import main
+from fairseq_shiftadd.demo.report import table_rows as _table_rows
 from fairseq_shiftadd.demo.runner import QUICK, Demo, Stage, StageFailed
 from fairseq_shiftadd.demo.stages import stage_supernet
 
@@ -121,15 +122,6 @@ def test_stage_failed_is_raised_for_a_missing_output(tmp_path):
 
 
 # ------------------------------------------------------------------------------------- end to end
-def _table_rows(report: str) -> dict[str, list[str]]:
-    rows = {}
-    for line in report.splitlines():
-        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
-        if cells[0] in ("searched hybrid", "all-multiplication baseline"):
-            rows[cells[0]] = cells[1:]
-    return rows
-
-
 @pytest.mark.slow
 def test_quick_demo_end_to_end_then_a_rerun_skips_every_stage(tmp_path):
     out = tmp_path / "demo-out"
@@ -145,8 +137,9 @@ def test_quick_demo_end_to_end_then_a_rerun_skips_every_stage(tmp_path):
     rows = _table_rows(report)
     assert set(rows) == {"searched hybrid", "all-multiplication baseline"}
     for model, cells in rows.items():
-        bleu, _, energy32, energy8, _, latency, predicted, params = cells
+        bleu, _, energy32, energy8, _, accel_latency, params, latency, ratio, predicted = cells
         assert 0 <= float(bleu) <= 100 and float(latency) > 0 and float(predicted) > 0 and params.endswith(" K")
+        assert float(accel_latency) > 0 and ratio.endswith("x")
         assert float(energy8) < float(energy32)  # 8-bit fixed point ops cost less than 32-bit float
     # the searched subnet meets the energy budget: half the baseline's energy, counted independently
     cost = [json.loads(run(["shiftadd-cost", str(path), "--json"]).stdout)["total"]["energy_mj"]

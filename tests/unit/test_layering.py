@@ -12,7 +12,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "fairseq_shiftadd"
 
 # Top-level names of the package (modules or subpackages), lowest layer first.
 LAYERS: list[set[str]] = [
-    {"errors", "files", "venv_commands"},
+    {"errors", "files", "venv_commands", "quiet"},
     {"space", "op_record", "checkpoint_compat", "checkpoint_io", "recipes", "data"},
     {"modules"},
     {"models"},
