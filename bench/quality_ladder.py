@@ -28,8 +28,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
-import os
 import re
 import sys
 from pathlib import Path
@@ -37,7 +35,7 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from quality_multi30k import BIN, EVOLUTION, REPO, cost, multi30k_recipe, score, sh, side_by_side  # noqa: E402
+from quality_multi30k import BIN, EVOLUTION, REPO, cost, multi30k_recipe, prepared_data, save_figure, score, side_by_side  # noqa: E402
 
 from fairseq_shiftadd.hardware.costing import SubnetCoster  # noqa: E402
 from fairseq_shiftadd.space import load_subnet_file  # noqa: E402
@@ -116,7 +114,6 @@ def appended_log(name: str, logs: Path) -> Path:
 def plot(curves: dict[str, dict[int, float]], out: Path) -> None:
     import matplotlib
     matplotlib.use("Agg")
-    logging.getLogger("matplotlib").setLevel(logging.WARNING)  # fairseq's import leaves the root logger at DEBUG
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
@@ -129,9 +126,7 @@ def plot(curves: dict[str, dict[int, float]], out: Path) -> None:
     ax.set_title("Multi30k En-De, one recipe, equal updates")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out.with_suffix(".tmp.png"), dpi=120)
-    os.replace(out.with_suffix(".tmp.png"), out)
+    save_figure(fig, out)
 
 
 def main() -> None:
@@ -155,10 +150,7 @@ def main() -> None:
     work = Path(args.work)
     logs = work / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    data = work / "multi30k/data-bin"
-    if not (data / "test.en-de.de.bin").exists():
-        sh(["bash", "data-prep/prepare-multi30k.sh", "--raw-dir", args.raw_dir, "--out", work / "multi30k"], logs / "prep.log")
-    vocab = sum(1 for _ in open(data / "dict.en.txt")) + 4
+    data, vocab = prepared_data(work, args.raw_dir, logs)
     train = [BIN / "fairseq-train", data, "--user-dir", "fairseq_shiftadd"]
 
     subnets = {"baseline": BASELINE_SUBNET}

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import re
 import shutil
 import subprocess
@@ -27,6 +28,7 @@ import sys
 import time
 from pathlib import Path
 
+from fairseq_shiftadd.data.sized_dictionary import data_vocab_size
 from fairseq_shiftadd.files import atomic_path
 from fairseq_shiftadd.recipes import translation_recipe
 from fairseq_shiftadd.venv_commands import VENV_BIN as BIN, venv_env
@@ -169,9 +171,24 @@ def plot(rows: list[dict], out: Path) -> None:
     ax.set_ylabel("sacreBLEU, Multi30k test_2016_flickr")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
+    save_figure(fig, out)
+
+
+def save_figure(fig, out: Path) -> None:
+    """Write a finished plot to ``out`` (PNG) atomically; matplotlib's DEBUG lines stay out of the output
+    (fairseq's import leaves the root logger at DEBUG)."""
+    logging.getLogger("matplotlib").setLevel(logging.WARNING)
     fig.tight_layout()
     with atomic_path(out) as tmp:
-        fig.savefig(tmp, dpi=120)
+        fig.savefig(tmp, dpi=120, format="png")
+
+
+def prepared_data(work: Path, raw_dir: str, logs: Path) -> tuple[Path, int]:
+    """WORK/multi30k/data-bin, prepared by the Multi30k recipe on first use, and its joined vocabulary size."""
+    data = work / "multi30k/data-bin"
+    if not (data / "test.en-de.de.bin").exists():
+        sh(["bash", "data-prep/prepare-multi30k.sh", "--raw-dir", raw_dir, "--out", work / "multi30k"], logs / "prep.log")
+    return data, data_vocab_size(data)
 
 
 def main() -> None:
@@ -192,10 +209,7 @@ def main() -> None:
     work = Path(args.work)
     logs = work / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    data = work / "multi30k/data-bin"
-    if not (data / "test.en-de.de.bin").exists():
-        sh(["bash", "data-prep/prepare-multi30k.sh", "--raw-dir", args.raw_dir, "--out", work / "multi30k"], logs / "prep.log")
-    vocab = sum(1 for _ in open(data / "dict.en.txt")) + 4
+    data, vocab = prepared_data(work, args.raw_dir, logs)
     train = [BIN / "fairseq-train", data, "--user-dir", "fairseq_shiftadd"]
     sharings = (PAPER_SHARING,) if args.no_ablation else (PAPER_SHARING, *ABLATION_SHARING)
 

@@ -16,15 +16,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
-import os
 import random
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from quality_ladder import SPACES, recipe, trained_updates, valid_curve  # noqa: E402
-from quality_multi30k import BIN, side_by_side  # noqa: E402
+from quality_multi30k import BIN, REPO, prepared_data, save_figure, side_by_side  # noqa: E402
 
 from fairseq_shiftadd.hardware.costing import SubnetCoster  # noqa: E402
 from fairseq_shiftadd.space import SearchSpace, write_subnet  # noqa: E402
@@ -41,7 +39,6 @@ def spread_over_energy(space: SearchSpace, coster: SubnetCoster, count: int, poo
 def plot(results: dict, out: Path) -> None:
     import matplotlib
     matplotlib.use("Agg")
-    logging.getLogger("matplotlib").setLevel(logging.WARNING)  # fairseq's import leaves the root logger at DEBUG
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 4.5))
@@ -53,13 +50,12 @@ def plot(results: dict, out: Path) -> None:
     ax.set_title(f"Supernet ranking, {len(retrained)} subnets")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out.with_suffix(".tmp.png"), dpi=120)
-    os.replace(out.with_suffix(".tmp.png"), out)
+    save_figure(fig, out)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--raw-dir", default=str(REPO.parent / "shared/data/multi30k"), help="Multi30k raw files")
     parser.add_argument("--work", default="/work/m30k-ladder", help="the ladder's work directory (data, supernets)")
     parser.add_argument("--path", nargs="+", required=True, metavar="CKPT", help="supernet checkpoints to score")
     parser.add_argument("--space", choices=sorted(SPACES), default="hybrid", help="search space of the supernets")
@@ -75,8 +71,7 @@ def main() -> None:
     out = work / "ranking"
     logs = out / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    data = work / "multi30k/data-bin"
-    vocab = sum(1 for _ in open(data / "dict.en.txt")) + 4
+    data, vocab = prepared_data(work, args.raw_dir, logs)
     space = SearchSpace.from_file(SPACES[args.space])
     coster = SubnetCoster(space, vocab_size=vocab)
     subnets = spread_over_energy(space, coster, args.subnets, args.pool, args.seed)
