@@ -1,4 +1,4 @@
-"""``shiftadd-cost SUBNET.yml``: params, op counts and energy (or accelerator cost) of a subnet."""
+"""``shiftadd-cost SUBNET.yml`` (or a standalone checkpoint): params, op counts and energy (or accelerator cost) of a subnet."""
 from __future__ import annotations
 
 import argparse
@@ -10,6 +10,7 @@ from ..hardware.costing import HARDWARE, SubnetCoster
 from ..space import WEIGHT_SHARING_MODES, SearchSpace, load_subnet_file
 from ..errors import InvalidInput, user_errors_to_exit
 from .common import add_verbose, parse
+from .score import checkpoint_bits, checkpoint_subnet
 
 MAX_TOKENS = 100_000  # sentence length; the accelerator model's tiling search stays within seconds below it
 
@@ -17,9 +18,9 @@ MAX_TOKENS = 100_000  # sentence length; the accelerator model's tiling search s
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="shiftadd-cost", description=__doc__,
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("subnet", help="subnet YAML (HAT or ShiftAddNAS keys)")
+    parser.add_argument("subnet", help="subnet YAML (HAT or ShiftAddNAS keys), or a standalone checkpoint (.pt)")
     parser.add_argument("--tokens", type=int, default=30, help="sentence length in tokens (source = target)")
-    parser.add_argument("--bits", type=int, choices=(32, 8), default=32, help="32-bit float or 8-bit fixed point")
+    parser.add_argument("--bits", type=int, choices=(32, 8), help="32-bit float or 8-bit fixed point (default: a checkpoint's --quant-bits, else 32)")
     parser.add_argument("--hardware", choices=HARDWARE, default="opcount", help="op-count energy or the paper's accelerator model")
     parser.add_argument("--conventions", choices=("ours", "public"), default="ours", help="accelerator: how shift/add ops move data")
     parser.add_argument("--search-space", help="validate the subnet against this space")
@@ -42,11 +43,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parse(build_parser(), argv)
     if not 1 <= args.tokens <= MAX_TOKENS:
         raise InvalidInput(f"--tokens must be from 1 to {MAX_TOKENS}, got {args.tokens}")
+    checkpoint = args.subnet.endswith(".pt")
+    args.bits = args.bits or (checkpoint_bits(args.subnet) if checkpoint else 32)
     if args.search_space:
         space = SearchSpace.from_file(args.search_space)
         subnet = space.load_subnet(args.subnet)
     else:
-        space, subnet = None, load_subnet_file(args.subnet)
+        space, subnet = None, checkpoint_subnet(args.subnet) if checkpoint else load_subnet_file(args.subnet)
     coster = SubnetCoster(space, vocab_size=vocab_size(args), weight_sharing=args.weight_sharing)
     report = coster.report(
         subnet, bits=args.bits, tokens=args.tokens, hardware=args.hardware,
@@ -61,10 +64,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def vocab_size(args: argparse.Namespace) -> int:
+    """--data's, else --checkpoint's, else a checkpoint given as the subnet's, else --vocab-size."""
     if args.data:
         return data_vocab_size(args.data)
-    if args.checkpoint:
-        return checkpoint_vocab_size(args.checkpoint)
+    if args.checkpoint or args.subnet.endswith(".pt"):
+        return checkpoint_vocab_size(args.checkpoint or args.subnet)
     return args.vocab_size
 
 

@@ -28,6 +28,7 @@ from sacrebleu.tokenizers.tokenizer_13a import Tokenizer13a
 
 from ..data.sized_dictionary import data_vocab_size
 from ..hardware.costing import SubnetCoster
+from ..hardware.energy_table import UNIT_ENERGY_PJ
 from ..models.shiftadd_transformer import ShiftAddTransformer
 from ..space import Subnet, load_subnet_file
 from .average import load_checkpoint
@@ -85,6 +86,16 @@ def checkpoint_subnet(path: str) -> Subnet:
         raise InvalidInput(f"{path}: {err}") from None
 
 
+def checkpoint_bits(path: str) -> int:
+    """The operand width a checkpoint's model runs at: its ``--quant-bits``, else 32 (float)."""
+    model_cfg = (load_checkpoint(path).get("cfg") or {}).get("model") or {}
+    fields = model_cfg if isinstance(model_cfg, dict) else vars(model_cfg)
+    bits = fields.get("quant_bits") or 32
+    if bits not in UNIT_ENERGY_PJ:
+        raise InvalidInput(f"{path}: no unit energies for {bits}-bit operands (the table has {sorted(UNIT_ENERGY_PJ)}); pass --bits")
+    return bits
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="shiftadd-score", description=__doc__.split("\n\n")[0],
@@ -94,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("checkpoint", help="retrained subnet checkpoint")
     parser.add_argument("data", help="binarized data directory")
     parser.add_argument("subset", nargs="?", default="valid", help="split to score (test only for the final report)")
-    parser.add_argument("--bits", type=int, choices=(8, 32), default=32, help="precision of the energy model")
+    parser.add_argument("--bits", type=int, choices=(8, 32), help="precision of the energy model (default: the checkpoint's --quant-bits, else 32)")
     parser.add_argument("--hardware", choices=("opcount", "accelerator"), default="opcount", help="energy model")
     parser.add_argument("--tokens", type=int, default=30, help="sequence length of the energy model")
     parser.add_argument("--max-tokens", type=int, default=4096, help="tokens per generation batch")
@@ -120,6 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not Path(args.data).is_dir():
         raise MissingInput(f"data directory {args.data} does not exist")
     subnet = load_subnet_file(args.subnet) if args.subnet else checkpoint_subnet(args.checkpoint)
+    args.bits = args.bits or checkpoint_bits(args.checkpoint)
     coster = SubnetCoster(None, vocab_size=data_vocab_size(args.data))
     if args.subset == "test":
         print("score: scoring test: report this number; never choose a model by it", file=sys.stderr)

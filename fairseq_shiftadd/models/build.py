@@ -8,6 +8,7 @@ from fairseq.models.transformer import Embedding
 
 from ..modules.hybrid_layer import HybridDecoderLayer, HybridEncoderLayer, LayerOptions
 from ..modules.operator_recipe import OperatorRecipe
+from ..modules.quantize import QuantOptions
 from ..space import SearchSpace, Subnet
 from .config import HybridTransformerConfig
 from .hybrid_transformer import HybridDecoder, HybridEncoder, HybridTransformerModel
@@ -54,6 +55,7 @@ def build_hybrid_model(
         attention_dropout=cfg.attention_dropout,
         activation_dropout=cfg.activation_dropout,
         recipe=OperatorRecipe(cfg.shift_parametrization, cfg.add_weight_scale),
+        quant=QuantOptions(cfg.quant_bits, cfg.quant_grad_bits, cfg.quant_integer),
     )
     if cfg.share_all_embeddings:
         if src_dict != tgt_dict:

@@ -2,6 +2,7 @@
 # No `from __future__ import annotations`: fairseq reads the config dataclasses' field types at run time.
 
 from dataclasses import dataclass, field
+from typing import Optional
 
 from fairseq.dataclass import ChoiceEnum, FairseqDataclass
 from omegaconf import OmegaConf, open_dict
@@ -36,6 +37,17 @@ class HybridTransformerConfig(FairseqDataclass):
         metadata={"help": "add layers (under --weight-sharing none): input, weights start on a normalised input's "
                   "scale and Adam moves them sqrt(fan-in) times faster; linear, nn.Linear's scale (the public "
                   "ShiftAddNAS code, learns far slower per update; docs/operators.md)"},
+    )
+    quant_bits: Optional[int] = field(
+        default=None,
+        metadata={"help": "N-bit fixed point (2-32): train and run every operator on quantised inputs and weights "
+                  "(docs/quantization.md); default: float"},
+    )
+    quant_grad_bits: Optional[int] = field(default=None, metadata={"help": "with --quant-bits: also quantise gradients to N bits"})
+    quant_integer: bool = field(
+        default=False,
+        metadata={"help": "with a --quant-bits model: run shift and add operators in integer arithmetic at inference "
+                  "(fairseq-generate --model-overrides \"{'quant_integer': True}\")"},
     )
     kl_weight: float = field(default=10.0, metadata={"help": "weight of the heterogeneous-sharing KL term in the loss"})
     lightweight_heads: int = field(default=4, metadata={"help": "filter heads of the conv/add branches"})

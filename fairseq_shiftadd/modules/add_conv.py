@@ -22,6 +22,7 @@ from fairseq.incremental_decoding_utils import with_incremental_state
 from torch import Tensor, nn
 
 from fairseq_shiftadd.modules.add_backend import TORCH, kernel_ops, precision, select_backend, upcast
+from fairseq_shiftadd.modules.quantize import QuantOptions, Quantizers, shared_scale, to_grid
 
 _PADDINGS = ("same", "causal")
 
@@ -98,6 +99,7 @@ class AddConv1d(nn.Module):
         padding: "same" (encoder, p = K // 2) or "causal" (decoder, p = K - 1; allows incremental decoding).
         weight_softmax: normalise each filter with a softmax over its K taps.
         weight_dropout: DropConnect probability on the (normalised) filter taps while training.
+        quant: fixed-point options: input and taps on one shared N-bit grid (quantize.py).
     """
 
     def __init__(
@@ -107,6 +109,7 @@ class AddConv1d(nn.Module):
         padding: str = "same",
         weight_softmax: bool = True,
         weight_dropout: float = 0.0,
+        quant: QuantOptions = QuantOptions(),
     ) -> None:
         super().__init__()
         if num_heads < 1:
@@ -123,6 +126,7 @@ class AddConv1d(nn.Module):
         self.weight_softmax, self.weight_dropout = weight_softmax, weight_dropout
         self.padding_left = kernel_size - 1 if padding == "causal" else kernel_size // 2
         self.weight = nn.Parameter(torch.empty(num_heads, kernel_size))
+        self.quant = Quantizers(quant, ("input",))
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -143,7 +147,19 @@ class AddConv1d(nn.Module):
         weight = self.channel_weight(x.shape[2]).to(x.dtype)
         if incremental_state is not None:
             return self._step(x, weight, incremental_state)
-        return add_conv(x, weight, x.shape[0], self.padding_left)
+        return self._conv(x, weight, x.shape[0], self.padding_left)
+
+    def _conv(self, x: Tensor, weight: Tensor, steps: int, padding: int) -> Tensor:
+        """add_conv, or s * (its integer sum) on one shared N-bit grid of x and weight when quantised."""
+        quantizer = self.quant.site("input")
+        if quantizer is None:
+            return add_conv(x, weight, steps, padding)
+        scale = shared_scale(quantizer, x, weight)
+        x_int, w_int = to_grid(x, scale, quantizer.options), to_grid(weight, scale, quantizer.options)
+        if quantizer.options.integer and not self.training:
+            diff = _masked_diff(x_int.to(torch.int32), w_int.to(torch.int32), steps, padding)
+            return -diff.abs().sum(-1, dtype=torch.int32).to(x.dtype) * scale
+        return add_conv(x_int, w_int, steps, padding) * scale
 
     def _step(self, x: Tensor, weight: Tensor, incremental_state: dict) -> Tensor:
         """One decoding step on the last K - 1 inputs kept in incremental_state."""
@@ -156,7 +172,7 @@ class AddConv1d(nn.Module):
         window = x if buffer is None else torch.cat([buffer, x], dim=0)  # (L <= K, B, C)
         self.set_incremental_state(incremental_state, "input_buffer", window[max(0, window.shape[0] - (K - 1)) :])
         # The window's last step is the output step: same taps, same arithmetic as the full pass.
-        return add_conv(window, weight, 1, K - window.shape[0])
+        return self._conv(window, weight, 1, K - window.shape[0])
 
     def reorder_incremental_state(self, incremental_state: dict, new_order: Tensor) -> None:
         """Follow beam search's reordering of the batch dimension."""

@@ -10,12 +10,16 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .quantize import InputQuantizer, mult_linear
 
-def elastic_linear(x: Tensor, linear: nn.Linear, out_features: int) -> Tensor:
-    """``linear`` restricted to its leading ``out_features`` x ``x.size(-1)`` block; x: (..., in)."""
+
+def elastic_linear(x: Tensor, linear: nn.Linear, out_features: int, quantizer: InputQuantizer | None = None) -> Tensor:
+    """``linear`` restricted to its leading ``out_features`` x ``x.size(-1)`` block; x: (..., in).
+
+    With ``quantizer``, on N-bit fixed-point input and weight (quantize.py)."""
     in_features = x.size(-1)
     bias = linear.bias[:out_features] if linear.bias is not None else None
-    return F.linear(x, linear.weight[:out_features, :in_features], bias)
+    return mult_linear(x, linear.weight[:out_features, :in_features], bias, quantizer)
 
 
 def elastic_layer_norm(x: Tensor, norm: nn.LayerNorm) -> Tensor:

@@ -17,6 +17,7 @@ from torch import Tensor, nn
 
 from ..op_record import OpRecord
 from .elastic import elastic_linear
+from .quantize import QuantOptions, Quantizers, grid_max, mult_matmul
 
 IncrementalState = Dict[str, Dict[str, Optional[Tensor]]]
 
@@ -29,9 +30,11 @@ class ElasticAttention(nn.Module):
         query_dim: largest model dimension of the queries (= attention width and output size).
         key_dim: largest model dimension of keys/values (the encoder's, for cross-attention).
         dropout: attention-probability dropout.
+        quant: fixed-point options of the projections and of Q K^T and A V (probabilities on a
+            fixed [-1, 1] grid, softmax in float).
     """
 
-    def __init__(self, query_dim: int, key_dim: int, dropout: float = 0.0):
+    def __init__(self, query_dim: int, key_dim: int, dropout: float = 0.0, quant: QuantOptions = QuantOptions()):
         super().__init__()
         self.q_proj = nn.Linear(query_dim, query_dim)
         self.k_proj = nn.Linear(key_dim, query_dim)
@@ -42,6 +45,7 @@ class ElasticAttention(nn.Module):
             nn.init.xavier_uniform_(proj.weight, gain=1 / math.sqrt(2))
         nn.init.xavier_uniform_(self.out_proj.weight)
         nn.init.zeros_(self.out_proj.bias)
+        self.quant = Quantizers(quant, ("query", "key", "value", "out", "q", "k", "v"))
 
     def forward(
         self,
@@ -62,13 +66,14 @@ class ElasticAttention(nn.Module):
         if dim % num_heads:
             raise ValueError(f"num_heads={num_heads} does not divide the attention width {dim}")
         head_dim = dim // num_heads
-        q = elastic_linear(query, self.q_proj, dim) * head_dim**-0.5
+        quant = self.quant.site
+        q = elastic_linear(query, self.q_proj, dim, quant("query")) * head_dim**-0.5
         cache = self._get_input_buffer(incremental_state) if incremental_state is not None else {}
         if static_kv and "key" in cache:
             k, v = (cache[name].view(bsz * num_heads, -1, head_dim) for name in ("key", "value"))
         else:
-            k = elastic_linear(key, self.k_proj, dim)
-            v = elastic_linear(key, self.v_proj, dim)
+            k = elastic_linear(key, self.k_proj, dim, quant("key"))
+            v = elastic_linear(key, self.v_proj, dim, quant("value"))
             k, v = (t.view(-1, bsz * num_heads, head_dim).transpose(0, 1) for t in (k, v))
             if not static_kv and "key" in cache:
                 k = torch.cat([cache["key"].view(bsz * num_heads, -1, head_dim), k], dim=1)
@@ -79,7 +84,7 @@ class ElasticAttention(nn.Module):
                 {"key": k.view(bsz, num_heads, -1, head_dim), "value": v.view(bsz, num_heads, -1, head_dim)},
             )
         q = q.view(tgt_len, bsz * num_heads, head_dim).transpose(0, 1)
-        scores = torch.bmm(q, k.transpose(1, 2))  # (B*H, T, S)
+        scores = self._matmul(q, k.transpose(1, 2), "q", "k")  # (B*H, T, S)
         src_len = k.size(1)
         if causal and incremental_state is None:
             future = torch.ones(tgt_len, src_len, dtype=torch.bool, device=q.device).triu(1)
@@ -90,8 +95,17 @@ class ElasticAttention(nn.Module):
             scores = scores.view(bsz * num_heads, tgt_len, src_len)
         probs = F.softmax(scores, dim=-1, dtype=torch.float32).type_as(scores)
         probs = F.dropout(probs, p=self.dropout, training=self.training)
-        out = torch.bmm(probs, v).transpose(0, 1).reshape(tgt_len, bsz, dim)
-        return elastic_linear(out, self.out_proj, dim)
+        out = self._matmul(probs, v, None, "v").transpose(0, 1).reshape(tgt_len, bsz, dim)
+        return elastic_linear(out, self.out_proj, dim, quant("out"))
+
+    def _matmul(self, a: Tensor, b: Tensor, a_site: Optional[str], b_site: str) -> Tensor:
+        """a @ b, on N-bit grids when quantised (``a_site`` None: probabilities, scale 1 / q)."""
+        b_quantizer = self.quant.site(b_site)
+        if b_quantizer is None:
+            return torch.bmm(a, b)
+        options = b_quantizer.options
+        a_scale = self.quant[a_site].scale(a) if a_site else torch.tensor(1.0 / grid_max(options.bits), device=a.device)
+        return mult_matmul(a, b, a_scale, b_quantizer.scale(b), options)
 
     def cost_ops(self, prefix: str, layer: str, tokens: int, key_tokens: int, dim: int, key_dim: int, num_heads: int) -> list[OpRecord]:
         """Projections over their tokens, then Q K^T and A V as batched products (docs/architecture.md, "Costing")."""

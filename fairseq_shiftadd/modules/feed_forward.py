@@ -10,6 +10,7 @@ from ..op_record import OpRecord
 from .elastic import elastic_layer_norm, scaled_dropout
 from .operator_linear import OperatorLinear
 from .operator_recipe import OperatorRecipe
+from .quantize import QuantOptions
 
 
 class FeedForward(nn.Module):
@@ -23,15 +24,16 @@ class FeedForward(nn.Module):
         embed_dim / ffn_dim: the largest sizes.
         operators: the FFN operators this position can run.
         recipe: how shift and add layers are parametrised.
+        quant: fixed-point options of both linears.
     """
 
     def __init__(
         self, embed_dim: int, ffn_dim: int, operators: Sequence[str], weight_sharing: str, activation_dropout: float,
-        recipe: OperatorRecipe = OperatorRecipe(),
+        recipe: OperatorRecipe = OperatorRecipe(), quant: QuantOptions = QuantOptions(),
     ):
         super().__init__()
-        self.fc1 = OperatorLinear(embed_dim, ffn_dim, operators, weight_sharing, recipe)
-        self.fc2 = OperatorLinear(ffn_dim, embed_dim, operators, weight_sharing, recipe)
+        self.fc1 = OperatorLinear(embed_dim, ffn_dim, operators, weight_sharing, recipe, quant)
+        self.fc2 = OperatorLinear(ffn_dim, embed_dim, operators, weight_sharing, recipe, quant)
         if "add" in operators:
             self.add_norm1 = nn.LayerNorm(ffn_dim)
             self.add_norm2 = nn.LayerNorm(embed_dim)

@@ -24,6 +24,7 @@ from .elastic_attention import ElasticAttention
 from .feed_forward import FeedForward
 from .lightweight_branch import BRANCH_KINDS, LightweightBranches
 from .operator_recipe import OperatorRecipe
+from .quantize import QuantOptions
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,7 @@ class LayerOptions:
     attention_dropout: float = 0.1
     activation_dropout: float = 0.0
     recipe: OperatorRecipe = OperatorRecipe()
+    quant: QuantOptions = QuantOptions()
 
 
 class HybridLayer(nn.Module):
@@ -79,14 +81,17 @@ class HybridLayer(nn.Module):
         self.max_embed_dim = embed_dim
         self.options = options
         if any(block_has_attention(block) for block in blocks):
-            self.self_attn = ElasticAttention(embed_dim, embed_dim, options.attention_dropout)
+            self.self_attn = ElasticAttention(embed_dim, embed_dim, options.attention_dropout, options.quant)
         kinds = [kind for kind in BRANCH_KINDS if any(block_branch(block) == kind for block in blocks)]
         if kinds:
             self.branches = LightweightBranches(
-                embed_dim, kinds, kernel_size, causal, options.lightweight_heads, options.weight_sharing, options.recipe
+                embed_dim, kinds, kernel_size, causal, options.lightweight_heads, options.weight_sharing, options.recipe,
+                options.quant,
             )
         self.self_attn_layer_norm = nn.LayerNorm(embed_dim)
-        self.ffn = FeedForward(embed_dim, ffn_dim, ffn_types, options.weight_sharing, options.activation_dropout, options.recipe)
+        self.ffn = FeedForward(
+            embed_dim, ffn_dim, ffn_types, options.weight_sharing, options.activation_dropout, options.recipe, options.quant
+        )
         self.final_layer_norm = nn.LayerNorm(embed_dim)
         self.causal = causal
 
@@ -146,7 +151,7 @@ class HybridDecoderLayer(HybridLayer):
         kernel_size: int, options: LayerOptions,
     ):
         super().__init__(embed_dim, ffn_dim, blocks, ffn_types, kernel_size, True, options)
-        self.encoder_attn = ElasticAttention(embed_dim, encoder_dim, options.attention_dropout)
+        self.encoder_attn = ElasticAttention(embed_dim, encoder_dim, options.attention_dropout, options.quant)
         self.encoder_attn_layer_norm = nn.LayerNorm(embed_dim)
 
     def forward(

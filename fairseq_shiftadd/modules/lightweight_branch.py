@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from typing import Optional, Sequence
 
-import torch.nn.functional as F
 from fairseq.modules.lightweight_convolution import LightweightConv1dTBC
 from torch import Tensor, nn
 
@@ -22,6 +21,7 @@ from ..op_record import OpRecord
 from .add_conv import AddConv1d
 from .elastic import elastic_linear
 from .operator_recipe import OperatorRecipe
+from .quantize import QuantOptions, Quantizers, fake_quantize_input, shift_linear
 from .shift_linear import ShiftLinear
 
 BRANCH_KINDS = ("conv", "add", "shiftadd")
@@ -51,11 +51,12 @@ class LightweightBranches(nn.Module):
         heads: filter heads (fixed per model, so channels stay elastic).
         weight_sharing: ``none`` or a sharing mode (linear1/linear2 shared across kinds).
         recipe: how the shiftadd branch's shift layer is parametrised.
+        quant: fixed-point options of the linears, the shift layer and the filters.
     """
 
     def __init__(
         self, dim: int, kinds: Sequence[str], kernel_size: int, causal: bool, heads: int, weight_sharing: str,
-        recipe: OperatorRecipe = OperatorRecipe(),
+        recipe: OperatorRecipe = OperatorRecipe(), quant: QuantOptions = QuantOptions(),
     ):
         super().__init__()
         self.kinds = tuple(kinds)
@@ -68,11 +69,12 @@ class LightweightBranches(nn.Module):
         padding_l = kernel_size - 1 if causal else kernel_size // 2
         filters = {
             "conv": lambda: ElasticLightweightConv(dim, kernel_size, padding_l, heads, WEIGHT_DROPOUT, weight_softmax=True),
-            "add": lambda: AddConv1d(heads, kernel_size, "causal" if causal else "same", True, WEIGHT_DROPOUT),
+            "add": lambda: AddConv1d(heads, kernel_size, "causal" if causal else "same", True, WEIGHT_DROPOUT, quant),
         }
         self.filters = nn.ModuleDict({kind: filters["conv" if kind == "conv" else "add"]() for kind in self.kinds})
         if "shiftadd" in self.kinds:
             self.shift = ShiftLinear(dim, dim, parametrization=recipe.shift_parametrization)
+        self.quant = Quantizers(quant, ("linear1", "shift", "conv", "linear2"))
 
     def _owner(self, kind: str) -> str:
         return "shared" if "shared" in self.linear1 else kind
@@ -81,14 +83,16 @@ class LightweightBranches(nn.Module):
         self, x: Tensor, kind: str, padding_mask: Optional[Tensor] = None, incremental_state=None
     ) -> Tensor:
         """x: (T, B, C) -> (T, B, C); ``padding_mask`` (B, T) zeroes padded steps before the filter."""
-        dim = x.size(-1)
-        h = elastic_linear(x, self.linear1[self._owner(kind)], dim)
+        dim, quant = x.size(-1), self.quant.site
+        h = elastic_linear(x, self.linear1[self._owner(kind)], dim, quant("linear1"))
         if kind == "shiftadd":
-            h = F.linear(h, self.shift.effective_weight(dim, dim), self.shift.bias[:dim])
+            h = shift_linear(h, self.shift.effective_weight(dim, dim), self.shift.bias[:dim], quant("shift"))
         if padding_mask is not None:
             h = h.masked_fill(padding_mask.transpose(0, 1).unsqueeze(-1), 0.0)
+        if kind == "conv" and quant("conv") is not None:  # input only: fairseq's filter weights stay float
+            h = fake_quantize_input(h, quant("conv"))
         h = self.filters[kind](h, incremental_state=incremental_state)
-        return elastic_linear(h, self.linear2[self._owner(kind)], dim)
+        return elastic_linear(h, self.linear2[self._owner(kind)], dim, quant("linear2"))
 
     def cost_ops(self, prefix: str, layer: str, kind: str, tokens: int, dim: int) -> list[OpRecord]:
         linear_params = dim * dim + dim

@@ -13,15 +13,15 @@ from __future__ import annotations
 
 from typing import Sequence
 
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..op_record import OpRecord
 from ..space import OPERATORS, WEIGHT_SHARING_MODES
-from .add_linear import AddLinear, add_linear
+from .add_linear import AddLinear
 from .elastic import elastic_linear
 from .laplace_transform import LaplaceTransform
 from .operator_recipe import OperatorRecipe
+from .quantize import QuantOptions, Quantizers, add_layer, mult_linear, shift_linear
 from .shift_linear import ShiftLinear, power_of_two
 
 
@@ -33,11 +33,12 @@ class OperatorLinear(nn.Module):
         operators: the operators this position can run (a standalone subnet passes one).
         weight_sharing: ``none``, ``plain`` or ``heterogeneous``.
         recipe: how ``none`` parametrises its shift and add layers (shared modes use the shared weight).
+        quant: fixed-point options; each operator quantises its own input (quantize.py).
     """
 
     def __init__(
         self, in_features: int, out_features: int, operators: Sequence[str], weight_sharing: str = "none",
-        recipe: OperatorRecipe = OperatorRecipe(),
+        recipe: OperatorRecipe = OperatorRecipe(), quant: QuantOptions = QuantOptions(),
     ):
         super().__init__()
         if weight_sharing not in WEIGHT_SHARING_MODES:
@@ -47,6 +48,7 @@ class OperatorLinear(nn.Module):
             raise ValueError(f"operators must be among mult, shift, add; got {unknown[0]!r}")
         self.operators = tuple(operators)
         self.weight_sharing = weight_sharing
+        self.quant = Quantizers(quant, self.operators)
         if weight_sharing == "none":
             makers = {
                 "mult": lambda: nn.Linear(in_features, out_features),
@@ -61,21 +63,22 @@ class OperatorLinear(nn.Module):
 
     def forward(self, x: Tensor, operator: str, out_features: int) -> Tensor:
         """x: (..., in) with in <= in_features; returns (..., out_features)."""
+        quantizer = self.quant.site(operator)
         if self.weight_sharing == "none":
             layer = self.ops[operator]
             if operator == "mult":
-                return elastic_linear(x, layer, out_features)
+                return elastic_linear(x, layer, out_features, quantizer)
             bias = layer.bias[:out_features] if layer.bias is not None else None
             if operator == "shift":
-                return F.linear(x, layer.effective_weight(out_features, x.size(-1)), bias)
-            return add_linear(x, layer.subtracted_weight(out_features, x.size(-1)), bias, eta=layer.eta)
+                return shift_linear(x, layer.effective_weight(out_features, x.size(-1)), bias, quantizer)
+            return add_layer(x, layer.subtracted_weight(out_features, x.size(-1)), bias, quantizer, layer.eta)
         weight = self.shared.weight[:out_features, : x.size(-1)]
         bias = self.shared.bias[:out_features]
         if operator == "mult":
-            return F.linear(x, weight, bias)
+            return mult_linear(x, weight, bias, quantizer)
         if operator == "shift":
-            return F.linear(x, power_of_two(weight), bias)
-        return add_linear(x, self.add_weight(weight), bias)
+            return shift_linear(x, power_of_two(weight), bias, quantizer)
+        return add_layer(x, self.add_weight(weight), bias, quantizer)
 
     def add_weight(self, weight: Tensor) -> Tensor:
         """The weight an add operator uses: T(w) under heterogeneous sharing, w otherwise."""
