@@ -10,7 +10,7 @@ from ..modules.hybrid_layer import HybridDecoderLayer, HybridEncoderLayer, Layer
 from ..modules.operator_recipe import OperatorRecipe
 from ..modules.quantize import QuantOptions
 from ..space import SearchSpace, Subnet
-from .config import HybridTransformerConfig
+from .config import HybridTransformerConfig, fill_missing_options
 from .hybrid_transformer import HybridDecoder, HybridEncoder, HybridTransformerModel
 from ..errors import InvalidInput
 
@@ -47,6 +47,7 @@ def build_hybrid_model(
     cfg: HybridTransformerConfig, task, encoder: SideCandidates, decoder: SideCandidates, subnet: Subnet, model_cls=HybridTransformerModel
 ) -> HybridTransformerModel:
     """Embeddings + layers for the given candidates, with ``subnet`` active."""
+    fill_missing_options(cfg)
     src_dict, tgt_dict = task.source_dictionary, task.target_dictionary
     options = LayerOptions(
         weight_sharing=cfg.weight_sharing,

@@ -1,7 +1,7 @@
 """Configuration shared by the supernet and the standalone subnet model."""
 # No `from __future__ import annotations`: fairseq reads the config dataclasses' field types at run time.
 
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field
 from typing import Optional
 
 from fairseq.dataclass import ChoiceEnum, FairseqDataclass
@@ -77,3 +77,21 @@ def record_in_config(cfg, key: str, value) -> None:
                 setattr(target, key, value)
         else:
             setattr(target, key, value)
+
+
+def fill_missing_options(cfg) -> None:
+    """Give every option of :class:`HybridTransformerConfig` that ``cfg`` lacks its default, in place.
+
+    A checkpoint saved before an option existed stores a model config without it; fairseq builds
+    the model from that config, so without this it fails on the missing key. The defaults keep such
+    checkpoints computing what they computed (the operators upgrade their old state dicts to match).
+    """
+    for name, spec in HybridTransformerConfig.__dataclass_fields__.items():
+        if name.startswith("_") or (name in cfg if OmegaConf.is_config(cfg) else hasattr(cfg, name)):
+            continue
+        default = spec.default_factory() if spec.default_factory is not MISSING else spec.default
+        if OmegaConf.is_config(cfg):
+            with open_dict(cfg):
+                setattr(cfg, name, default)
+        else:
+            setattr(cfg, name, default)
