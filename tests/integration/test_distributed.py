@@ -6,7 +6,6 @@ attention and filter dropout) and one thread per process, the parameters must en
 """
 from __future__ import annotations
 
-import os
 import re
 import shlex
 import subprocess
@@ -15,12 +14,12 @@ from pathlib import Path
 import pytest
 import torch
 import torch.multiprocessing
-from omegaconf import OmegaConf
 from torch import nn
 
-from conftest import BIN, REPO, SPACE_FILE, run
-from fairseq_shiftadd.distributed import UsedParameterDDP, choose_ddp_backend, digest, free_port, prepare_cpu_ranks
-from fairseq_shiftadd.search.space import SearchSpace, write_subnet
+from conftest import REPO, SPACE_FILE, run
+from fairseq_shiftadd.distributed import UsedParameterDDP, digest, free_port
+from fairseq_shiftadd.space import SearchSpace, write_subnet
+from fairseq_shiftadd.venv_commands import VENV_BIN as BIN, venv_env
 
 UPDATES = 6
 # Test scale for the commands below, and every source of randomness off. One batch per rank and
@@ -120,7 +119,7 @@ def test_standalone_subnet_on_two_spawned_cpu_ranks_trains_as_one_process(toy_da
 def test_ranks_with_different_subnets_stop_with_one_line(toy_data: Path, tmp_path: Path) -> None:
     """Rank 1 gets another --seed, so another subnet sequence: every rank refuses the first update."""
     port = free_port()
-    env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", CUDA_VISIBLE_DEVICES="")
+    env = venv_env(cpu_only=True)
     ranks = [
         subprocess.Popen(
             [*without_launcher(readme_supernet_command(toy_data)), *TINY_SUPERNET, *TEST_SCALE, "--seed", str(rank + 1),
@@ -139,47 +138,6 @@ def test_ranks_with_different_subnets_stop_with_one_line(toy_data: Path, tmp_pat
             "every rank needs the same --seed and --search-space"
         )
         assert "| train_inner |" not in stdout  # no update ran
-
-
-def distributed_cfg(arch: str, backend: str, find_unused: bool = False, world_size: int = 1):
-    return OmegaConf.create({
-        "model": {"_name": arch},
-        "distributed_training": {
-            "ddp_backend": backend, "find_unused_parameters": find_unused, "distributed_world_size": world_size,
-            "distributed_backend": "nccl", "distributed_init_method": None, "distributed_rank": 0, "device_id": 0,
-            "distributed_no_spawn": False, "distributed_num_procs": 1,
-        },
-    })
-
-
-@pytest.mark.parametrize("backend, find_unused, chosen", [
-    ("pytorch_ddp", False, "legacy_ddp"), ("c10d", False, "legacy_ddp"), ("legacy_ddp", False, "legacy_ddp"),
-    ("no_c10d", False, "no_c10d"), ("pytorch_ddp", True, "pytorch_ddp"),
-])
-def test_supernet_gets_a_ddp_backend_that_handles_unused_parameters(backend: str, find_unused: bool, chosen: str) -> None:
-    cfg = distributed_cfg("shiftadd_supernet_tiny", backend, find_unused)
-    choose_ddp_backend(cfg)
-    assert cfg.distributed_training.ddp_backend == chosen
-
-
-def test_dense_models_keep_their_ddp_backend_and_incompatible_ones_are_refused() -> None:
-    for arch in ("shiftadd_transformer", "transformer"):
-        cfg = distributed_cfg(arch, "pytorch_ddp")
-        choose_ddp_backend(cfg)
-        assert cfg.distributed_training.ddp_backend == "pytorch_ddp"
-    for backend in ("fully_sharded", "slowmo"):
-        with pytest.raises(ValueError, match=f"^--ddp-backend {backend}: --arch shiftadd_supernet_wmt_en_de leaves"):
-            choose_ddp_backend(distributed_cfg("shiftadd_supernet_wmt_en_de", backend))
-
-
-def test_cpu_ranks_under_torchrun_take_its_world_size_and_gloo(monkeypatch) -> None:
-    for name, value in {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "1", "WORLD_SIZE": "2", "RANK": "1", "LOCAL_RANK": "1"}.items():
-        monkeypatch.setenv(name, value)
-    cfg = distributed_cfg("transformer", "pytorch_ddp", world_size=1)  # fairseq's default on a machine without GPUs
-    prepare_cpu_ranks(cfg)
-    dt = cfg.distributed_training
-    assert (dt.distributed_init_method, dt.distributed_world_size, dt.distributed_rank, dt.device_id) == ("env://", 2, 1, 0)
-    assert dt.distributed_backend == "gloo" and dt.distributed_no_spawn
 
 
 class ThreeLayers(nn.Module):
