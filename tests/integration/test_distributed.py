@@ -26,8 +26,9 @@ UPDATES = 6
 # update: then both runs add the same two gradients, bit for bit (with --update-freq k the ranks sum
 # k batches each before the all-reduce, a different order of float additions).
 TEST_SCALE = [
-    "--update-freq", "1", "--max-tokens", "1000", "--max-update", str(UPDATES), "--warmup-updates", "1", "--dropout", "0", "--attention-dropout", "0", "--weight-dropout", "0", "--seed", "1",
-    "--num-workers", "0", "--no-progress-bar", "--log-interval", "1", "--no-save-optimizer-state", "--no-epoch-checkpoints",
+    "--update-freq", "1", "--max-tokens", "1000", "--max-update", str(UPDATES), "--warmup-updates", "1",
+    "--dropout", "0", "--attention-dropout", "0", "--weight-dropout", "0", "--seed", "1", "--num-workers", "0",
+    "--no-progress-bar", "--log-interval", "1", "--no-save-optimizer-state", "--no-epoch-checkpoints",
 ]
 TINY_SUPERNET = ["--arch", "shiftadd_supernet_tiny", "--search-space", SPACE_FILE]
 SUBNET_LINE = re.compile(r"update (\d+) rank (\d+) subnets (\S+)")
