@@ -12,7 +12,7 @@ files are not changed.
   with ``torch.nn.parallel.DistributedDataParallel`` without GPU device ids for pytorch_ddp on CPU.
 
 With these, N ranks train as one process that accumulates the same batches (``--update-freq``
-N times larger) does: bit for bit with one batch per rank and update (tests/integration/test_distributed.py).
+N times larger) does: bit for bit with one batch per rank and update (tests/integration/test_distributed_training.py).
 """
 from __future__ import annotations
 
