@@ -66,7 +66,9 @@ def user_errors_to_exit(main: Callable[..., int | None]) -> Callable[..., int]:
 
 def _excepthook(kind: type[BaseException], error: BaseException, tb: TracebackType | None, fallback=sys.excepthook) -> None:
     if issubclass(kind, UserError) and not _debugging():
-        print(f"{_program()}: error: {one_line(error)}", file=sys.stderr)
+        # sys.__stderr__: torch.distributed wraps this hook with sys.stderr captured in a buffer
+        # that sys.exit would discard.
+        print(f"{_program()}: error: {one_line(error)}", file=sys.__stderr__, flush=True)
         sys.exit(2)
     fallback(kind, error, tb)
 

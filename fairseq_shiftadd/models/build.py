@@ -55,6 +55,7 @@ def build_hybrid_model(
         dropout=cfg.dropout,
         attention_dropout=cfg.attention_dropout,
         activation_dropout=cfg.activation_dropout,
+        weight_dropout=cfg.weight_dropout,
         recipe=OperatorRecipe(cfg.shift_parametrization, cfg.add_weight_scale),
         quant=QuantOptions(cfg.quant_bits, cfg.quant_grad_bits, cfg.quant_integer),
     )

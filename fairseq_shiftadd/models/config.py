@@ -7,6 +7,7 @@ from typing import Optional
 from fairseq.dataclass import ChoiceEnum, FairseqDataclass
 from omegaconf import OmegaConf, open_dict
 
+from ..modules.lightweight_branch import WEIGHT_DROPOUT
 from ..modules.operator_recipe import ADD_WEIGHT_SCALES
 from ..modules.shift_linear import SHIFT_PARAMETRIZATIONS
 from ..space import WEIGHT_SHARING_MODES
@@ -21,6 +22,9 @@ class HybridTransformerConfig(FairseqDataclass):
     dropout: float = field(default=0.1, metadata={"help": "dropout at the largest width (scaled down for narrower subnets)"})
     attention_dropout: float = field(default=0.1, metadata={"help": "dropout on attention probabilities"})
     activation_dropout: float = field(default=0.0, metadata={"help": "dropout after the FFN activation"})
+    weight_dropout: float = field(
+        default=WEIGHT_DROPOUT, metadata={"help": "DropConnect on the conv/add branches' temporal filters (LightConv's --weight-dropout)"}
+    )
     weight_sharing: WeightSharing = field(
         default="none",
         metadata={"help": "share weights across the operators of a layer position: none, plain, or "

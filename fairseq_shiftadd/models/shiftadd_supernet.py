@@ -33,6 +33,8 @@ class ShiftAddSupernetConfig(HybridTransformerConfig):
 class ShiftAddSupernet(HybridTransformerModel):
     """The weight-sharing SuperTransformer of ShiftAddNAS (``--task shiftadd_supernet_translation``)."""
 
+    leaves_parameters_unused = True  # one subnet per update: data-parallel training needs legacy_ddp (distributed.py)
+
     @classmethod
     def build_model(cls, cfg: ShiftAddSupernetConfig, task) -> "ShiftAddSupernet":
         if not hasattr(task, "space"):  # a plain fairseq task would run one arbitrary subnet, silently

@@ -22,7 +22,7 @@ from ..space import block_branch, block_has_attention
 from .elastic import elastic_layer_norm, scaled_dropout
 from .elastic_attention import ElasticAttention
 from .feed_forward import FeedForward
-from .lightweight_branch import BRANCH_KINDS, LightweightBranches
+from .lightweight_branch import BRANCH_KINDS, WEIGHT_DROPOUT, LightweightBranches
 from .operator_recipe import OperatorRecipe
 from .quantize import QuantOptions
 
@@ -55,6 +55,7 @@ class LayerOptions:
     activation_dropout: float = 0.0
     recipe: OperatorRecipe = OperatorRecipe()
     quant: QuantOptions = QuantOptions()
+    weight_dropout: float = WEIGHT_DROPOUT
 
 
 class HybridLayer(nn.Module):
@@ -86,7 +87,7 @@ class HybridLayer(nn.Module):
         if kinds:
             self.branches = LightweightBranches(
                 embed_dim, kinds, kernel_size, causal, options.lightweight_heads, options.weight_sharing, options.recipe,
-                options.quant,
+                options.quant, options.weight_dropout,
             )
         self.self_attn_layer_norm = nn.LayerNorm(embed_dim)
         self.ffn = FeedForward(

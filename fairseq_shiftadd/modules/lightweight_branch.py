@@ -25,7 +25,7 @@ from .quantize import QuantOptions, Quantizers, fake_quantize_input, shift_linea
 from .shift_linear import ShiftLinear
 
 BRANCH_KINDS = ("conv", "add", "shiftadd")
-WEIGHT_DROPOUT = 0.03  # DropConnect on the temporal filters, as in LightConv
+WEIGHT_DROPOUT = 0.03  # default DropConnect on the temporal filters, as in LightConv
 
 
 class ElasticLightweightConv(LightweightConv1dTBC):
@@ -52,11 +52,13 @@ class LightweightBranches(nn.Module):
         weight_sharing: ``none`` or a sharing mode (linear1/linear2 shared across kinds).
         recipe: how the shiftadd branch's shift layer is parametrised.
         quant: fixed-point options of the linears, the shift layer and the filters.
+        weight_dropout: DropConnect probability on the temporal filters while training.
     """
 
     def __init__(
         self, dim: int, kinds: Sequence[str], kernel_size: int, causal: bool, heads: int, weight_sharing: str,
         recipe: OperatorRecipe = OperatorRecipe(), quant: QuantOptions = QuantOptions(),
+        weight_dropout: float = WEIGHT_DROPOUT,
     ):
         super().__init__()
         self.kinds = tuple(kinds)
@@ -68,8 +70,8 @@ class LightweightBranches(nn.Module):
         self.linear2 = nn.ModuleDict({owner: nn.Linear(dim, dim) for owner in owners})
         padding_l = kernel_size - 1 if causal else kernel_size // 2
         filters = {
-            "conv": lambda: ElasticLightweightConv(dim, kernel_size, padding_l, heads, WEIGHT_DROPOUT, weight_softmax=True),
-            "add": lambda: AddConv1d(heads, kernel_size, "causal" if causal else "same", True, WEIGHT_DROPOUT, quant),
+            "conv": lambda: ElasticLightweightConv(dim, kernel_size, padding_l, heads, weight_dropout, weight_softmax=True),
+            "add": lambda: AddConv1d(heads, kernel_size, "causal" if causal else "same", True, weight_dropout, quant),
         }
         self.filters = nn.ModuleDict({kind: filters["conv" if kind == "conv" else "add"]() for kind in self.kinds})
         if "shiftadd" in self.kinds:

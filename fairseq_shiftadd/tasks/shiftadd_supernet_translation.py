@@ -1,13 +1,15 @@
 """``shiftadd_supernet_translation``: fairseq's translation task, training a supernet one subnet per update.
 
 Training samples one subnet per update uniformly over the space, as a pure function of
-``(seed, update)`` so every data-parallel rank trains the same subnet without communicating
-(``--sandwich`` trains largest + smallest + a random subnet in the same update instead).
+``(seed, update)`` so every data-parallel rank trains the same subnet; one tiny all-reduce per
+update checks that the ranks agree (``--log-subnets`` logs each rank's subnets per update).
+``--sandwich`` trains largest + smallest + a random subnet in the same update instead.
 Validation scores the representative subnets and logs each one's loss. At generation,
 ``--subnet`` chooses the subnet that ``fairseq-generate`` decodes with.
 """
 # No `from __future__ import annotations`: fairseq reads the config dataclasses' field types at run time.
 
+import logging
 import math
 import random
 from dataclasses import dataclass, field
@@ -19,10 +21,12 @@ from omegaconf import II
 from fairseq.tasks import register_task
 from fairseq.tasks.translation import TranslationConfig, TranslationTask
 
+from ..distributed import check_same_on_all_ranks, digest
 from ..space import SearchSpace, Subnet
 
 NAMED_SUBNETS = ("largest", "smallest", "random")
 VALIDATION_SUBNETS = ("largest", "smallest", "hybrid")
+subnet_logger = logging.getLogger("fairseq_shiftadd.subnets")
 
 
 def is_supernet(model) -> bool:
@@ -43,6 +47,9 @@ class ShiftAddSupernetTranslationConfig(TranslationConfig):
     sandwich: bool = field(
         default=False, metadata={"help": "train largest + smallest + one random subnet in every update (sandwich rule)"}
     )
+    log_subnets: bool = field(
+        default=False, metadata={"help": "log every update's subnets on every data-parallel rank (fingerprints of their YAML)"}
+    )
 
 
 @register_task("shiftadd_supernet_translation", dataclass=ShiftAddSupernetTranslationConfig)
@@ -52,6 +59,9 @@ class ShiftAddSupernetTranslationTask(TranslationTask):
     def __init__(self, cfg: ShiftAddSupernetTranslationConfig, src_dict, tgt_dict):
         super().__init__(cfg, src_dict, tgt_dict)
         self.space: Optional[SearchSpace] = SearchSpace.from_file(cfg.search_space) if cfg.search_space else None
+        self.checked_update: Optional[int] = None
+        if cfg.log_subnets:  # fairseq logs warnings only on ranks > 0
+            subnet_logger.setLevel(logging.INFO)
 
     def build_model(self, cfg, from_checkpoint: bool = False):
         model = super().build_model(cfg, from_checkpoint)
@@ -91,12 +101,25 @@ class ShiftAddSupernetTranslationTask(TranslationTask):
             return {"largest": self.space.largest(), "smallest": self.space.smallest(), "random": sampled}
         return {"random": sampled}
 
+    def check_ranks_agree(self, update_num: int, subnets: dict[str, Subnet], device: torch.device) -> None:
+        """Once per update: all data-parallel ranks train the same subnets (else InvalidInput), logged with --log-subnets."""
+        if self.checked_update == update_num:
+            return
+        self.checked_update = update_num
+        text = "\n".join(f"{name}: {subnet.key()}" for name, subnet in subnets.items())
+        check_same_on_all_ranks(text, device, f"the subnets of update {update_num}")
+        if self.cfg.log_subnets:
+            rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
+            names = " ".join(f"{name}={digest(subnet.key())}" for name, subnet in subnets.items())
+            subnet_logger.info("update %d rank %d subnets %s", update_num, rank, names)
+
     def train_step(self, sample, model, criterion, optimizer, update_num, ignore_grad=False):
         if not is_supernet(model):
             return super().train_step(sample, model, criterion, optimizer, update_num, ignore_grad)
         model.train()
         model.set_num_updates(update_num)
         subnets = self.training_subnets(update_num, self.cfg.seed)
+        self.check_ranks_agree(update_num, subnets, next(model.parameters()).device)
         total_loss, logs = 0.0, {}
         for name, subnet in subnets.items():
             model.set_subnet(subnet)

@@ -21,6 +21,8 @@ NOT_RUN = {
     "bash data-prep/prepare-wmt14en2de.sh --out": "downloads WMT'14 (GBs)",
     "DATA=": "WMT'14 workflow: needs the prepared data and GPUs",
     "fairseq-train $DATA": "WMT'14 workflow: needs the prepared data and GPUs",
+    "torchrun --standalone --nproc_per_node 8 $(which fairseq-train) $DATA":
+        "WMT'14 workflow: needs the prepared data and 8 GPUs (test_distributed_training.py runs it on 2 CPU processes)",
     "shiftadd-measure-latency --search-space configs/spaces/wmt14.en-de.yml": "WMT'14 workflow: 2000 subnets on a GPU",
     "fairseq-train lat.jsonl": "WMT'14 workflow: needs its latency dataset",
     "shiftadd-search $DATA": "WMT'14 workflow: needs the trained supernet",
