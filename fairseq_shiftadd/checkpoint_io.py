@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import torch
+import yaml
 from fairseq import checkpoint_utils
 from fairseq.file_io import PathManager
 from omegaconf import open_dict
@@ -26,6 +27,7 @@ from omegaconf import open_dict
 from .checkpoint_compat import load_weights_only
 from .errors import InvalidInput, UserError
 from .files import atomic_path
+from .space import SearchSpace
 
 logger = logging.getLogger(__name__)
 
@@ -87,6 +89,21 @@ def readable_fallback(save_dir: str | os.PathLike, broken: str | os.PathLike, su
     return None
 
 
+def check_resumed_space(path: str, trainer) -> None:
+    """A supernet resumed from ``path`` must be the one trained there: raise :class:`SpaceError` naming both
+    spaces when the run's ``--search-space`` differs from the space ``path`` stores (fairseq would
+    otherwise stop on a tensor-size mismatch)."""
+    model = getattr(trainer.model, "module", trainer.model)
+    space = getattr(model, "search_space", None)
+    if space is None:
+        return
+    stored = ((load_weights_only(path).get("cfg") or {}).get("model") or {}).get("search_space_config")
+    if stored:
+        trained = SearchSpace.from_dict(yaml.safe_load(stored), name_hint="checkpoint")
+        given = getattr(trainer.cfg.task, "search_space", None) or "the run's --search-space"
+        space.check_trained_on(trained, f"--search-space {given}", checkpoint=path)
+
+
 def resume_from_readable(load_checkpoint: Callable) -> Callable:
     """Wrap fairseq's ``checkpoint_utils.load_checkpoint(cfg, trainer, ...)``: when the default restore
     file ``checkpoint_last.pt`` exists but is broken, restore the newest readable checkpoint instead."""
@@ -95,6 +112,8 @@ def resume_from_readable(load_checkpoint: Callable) -> Callable:
         suffix = trainer.checkpoint_suffix or ""
         last = os.path.join(cfg.save_dir, f"checkpoint_last{suffix}.pt")
         if cfg.restore_file != DEFAULT_RESTORE_FILE or not os.path.exists(last) or is_readable_checkpoint(last):
+            if cfg.restore_file == DEFAULT_RESTORE_FILE and os.path.exists(last):
+                check_resumed_space(last, trainer)
             return load_checkpoint(cfg, trainer, **passthrough_args)
         fallback = readable_fallback(cfg.save_dir, last, suffix)
         if fallback is None:
