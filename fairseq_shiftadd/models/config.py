@@ -93,9 +93,4 @@ def fill_missing_options(cfg) -> None:
     for name, spec in HybridTransformerConfig.__dataclass_fields__.items():
         if name.startswith("_") or (name in cfg if OmegaConf.is_config(cfg) else hasattr(cfg, name)):
             continue
-        default = spec.default_factory() if spec.default_factory is not MISSING else spec.default
-        if OmegaConf.is_config(cfg):
-            with open_dict(cfg):
-                setattr(cfg, name, default)
-        else:
-            setattr(cfg, name, default)
+        record_in_config(cfg, name, spec.default_factory() if spec.default_factory is not MISSING else spec.default)
