@@ -5,7 +5,10 @@ slowly per update than multiplication under Adam (docs/operators.md has the meas
 DeepShift-PS exponent moves 1e-3 per update and changes after hundreds of updates, and AdderNet
 weights initialised at nn.Linear's scale (about 1/sqrt(fan_in)) sit far inside the input's range,
 where -sum|x - w| is nearly a linear function of sign(x), and Adam needs thousands of updates to
-move them to the input's scale. Our recipe fixes both; ``PAPER_RECIPE`` keeps the public code's.
+move them to the input's scale. The latent shift closes the shift gap; the input scale helps add
+layers in the first updates and in half precision, not at 400 updates (docs/operators.md). Our
+recipe is the default; ``OperatorRecipe("deepshift-ps", "linear")``
+is the public code's.
 """
 from __future__ import annotations
 
@@ -40,5 +43,3 @@ class OperatorRecipe:
         """The factor between an add layer's parameter and the weight it subtracts, for fan-in ``in_features``."""
         return math.sqrt(in_features) if self.add_weight_scale == "input" else 1.0
 
-
-PAPER_RECIPE = OperatorRecipe(shift_parametrization="deepshift-ps", add_weight_scale="linear")
