@@ -69,6 +69,12 @@ def _excepthook(kind: type[BaseException], error: BaseException, tb: TracebackTy
         # sys.__stderr__: torch.distributed wraps this hook with sys.stderr captured in a buffer
         # that sys.exit would discard.
         print(f"{_program()}: error: {one_line(error)}", file=sys.__stderr__, flush=True)
+        distributed = sys.modules.get("torch.distributed")
+        if distributed is not None and distributed.is_available() and distributed.is_initialized():
+            # An interpreter shutdown with a live process group can abort in its C++ threads
+            # ("terminate called without an active exception", exit -6): leave at once instead.
+            sys.stdout.flush()
+            os._exit(2)
         sys.exit(2)
     fallback(kind, error, tb)
 
