@@ -77,7 +77,7 @@ def build_hybrid_model(
     ]
     model = model_cls(
         HybridEncoder(src_dict, encoder_embed, encoder_layers, encoder.embed_dim, cfg.dropout, cfg.max_source_positions),
-        HybridDecoder(tgt_dict, decoder_embed, decoder_layers, decoder.embed_dim, cfg.dropout, cfg.max_target_positions),
+        HybridDecoder(tgt_dict, decoder_embed, decoder_layers, decoder.embed_dim, cfg.dropout, cfg.max_target_positions, options.quant),
         subnet,
     )
     model.kl_weight = cfg.kl_weight

@@ -20,6 +20,7 @@ from torch import Tensor, nn
 from ..op_record import OpRecord
 from ..modules.elastic import scaled_dropout
 from ..modules.hybrid_layer import HybridDecoderLayer, HybridEncoderLayer, LayerChoice
+from ..modules.quantize import QuantOptions, Quantizers, mult_linear
 from ..space import Subnet
 
 EncoderOut = Dict[str, List[Tensor]]
@@ -141,9 +142,13 @@ class HybridEncoder(HybridStack, FairseqEncoder):
 class HybridDecoder(HybridStack, FairseqIncrementalDecoder):
     side = "decoder"
 
-    def __init__(self, dictionary, embed_tokens: nn.Embedding, layers: List[HybridDecoderLayer], embed_dim: int, dropout: float, max_positions: int):
+    def __init__(
+        self, dictionary, embed_tokens: nn.Embedding, layers: List[HybridDecoderLayer], embed_dim: int, dropout: float,
+        max_positions: int, quant: QuantOptions = QuantOptions(),
+    ):
         super().__init__(dictionary)
         self.init_stack(embed_tokens, layers, embed_dim, dropout, max_positions)
+        self.quant = Quantizers(quant, ("output_projection",))
 
     def forward(
         self,
@@ -177,8 +182,8 @@ class HybridDecoder(HybridStack, FairseqIncrementalDecoder):
         return x, {"attn": [None], "inner_states": None}
 
     def output_layer(self, features: Tensor) -> Tensor:
-        """Project onto the (shared) embedding matrix; (B, T, d) -> (B, T, V)."""
-        return F.linear(features, self.embed_tokens.weight[:, : features.size(-1)])
+        """Project onto the (shared) embedding matrix, N-bit when quantised; (B, T, d) -> (B, T, V)."""
+        return mult_linear(features, self.embed_tokens.weight[:, : features.size(-1)], None, self.quant.site("output_projection"))
 
 
 class HybridTransformerModel(FairseqEncoderDecoderModel):

@@ -17,7 +17,7 @@ from torch import Tensor, nn
 
 from ..op_record import OpRecord
 from .elastic import elastic_linear
-from .quantize import QuantOptions, Quantizers, grid_max, mult_matmul
+from .quantize import QuantOptions, Quantizers, mult_matmul, probability_scale
 
 IncrementalState = Dict[str, Dict[str, Optional[Tensor]]]
 
@@ -104,7 +104,7 @@ class ElasticAttention(nn.Module):
         if b_quantizer is None:
             return torch.bmm(a, b)
         options = b_quantizer.options
-        a_scale = self.quant[a_site].scale(a) if a_site else torch.tensor(1.0 / grid_max(options.bits), device=a.device)
+        a_scale = self.quant[a_site].scale(a) if a_site else probability_scale(options, a)
         return mult_matmul(a, b, a_scale, b_quantizer.scale(b), options)
 
     def cost_ops(self, prefix: str, layer: str, tokens: int, key_tokens: int, dim: int, key_dim: int, num_heads: int) -> list[OpRecord]:

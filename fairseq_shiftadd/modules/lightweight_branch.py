@@ -21,7 +21,7 @@ from ..op_record import OpRecord
 from .add_conv import AddConv1d
 from .elastic import elastic_linear
 from .operator_recipe import OperatorRecipe
-from .quantize import QuantOptions, Quantizers, fake_quantize_input, shift_linear
+from .quantize import QuantizedTaps, QuantOptions, Quantizers, fake_quantize_input, shift_linear
 from .shift_linear import ShiftLinear
 
 BRANCH_KINDS = ("conv", "add", "shiftadd")
@@ -29,11 +29,18 @@ WEIGHT_DROPOUT = 0.03  # default DropConnect on the temporal filters, as in Ligh
 
 
 class ElasticLightweightConv(LightweightConv1dTBC):
-    """fairseq's LightweightConv1dTBC for any channel count its heads divide.
+    """fairseq's LightweightConv1dTBC for any channel count its heads divide, optionally N-bit.
 
     Its filters are per head and shared across the head's channels, so no parameter depends on
-    the channel count; fairseq only asserts it, and we set it from the input.
+    the channel count; fairseq only asserts it, and we set it from the input. With ``quant``
+    enabled its softmax taps sit on the fixed N-bit grid 1 / q (:class:`QuantizedTaps`); the
+    caller quantises the input.
     """
+
+    def __init__(self, dim: int, kernel_size: int, padding_l: int, heads: int, weight_dropout: float, quant: QuantOptions):
+        super().__init__(dim, kernel_size, padding_l, heads, weight_dropout, weight_softmax=True)
+        if quant.enabled:
+            self.weight_dropout_module = QuantizedTaps(self.weight_dropout_module, quant)
 
     def forward(self, x: Tensor, incremental_state=None, unfold: bool = False) -> Tensor:
         self.input_size = x.size(-1)
@@ -70,7 +77,7 @@ class LightweightBranches(nn.Module):
         self.linear2 = nn.ModuleDict({owner: nn.Linear(dim, dim) for owner in owners})
         padding_l = kernel_size - 1 if causal else kernel_size // 2
         filters = {
-            "conv": lambda: ElasticLightweightConv(dim, kernel_size, padding_l, heads, weight_dropout, weight_softmax=True),
+            "conv": lambda: ElasticLightweightConv(dim, kernel_size, padding_l, heads, weight_dropout, quant),
             "add": lambda: AddConv1d(heads, kernel_size, "causal" if causal else "same", True, weight_dropout, quant),
         }
         self.filters = nn.ModuleDict({kind: filters["conv" if kind == "conv" else "add"]() for kind in self.kinds})
@@ -91,7 +98,7 @@ class LightweightBranches(nn.Module):
             h = shift_linear(h, self.shift.effective_weight(dim, dim), self.shift.bias[:dim], quant("shift"))
         if padding_mask is not None:
             h = h.masked_fill(padding_mask.transpose(0, 1).unsqueeze(-1), 0.0)
-        if kind == "conv" and quant("conv") is not None:  # input only: fairseq's filter weights stay float
+        if kind == "conv" and quant("conv") is not None:  # the filter's taps quantise themselves
             h = fake_quantize_input(h, quant("conv"))
         h = self.filters[kind](h, incremental_state=incremental_state)
         return elastic_linear(h, self.linear2[self._owner(kind)], dim, quant("linear2"))

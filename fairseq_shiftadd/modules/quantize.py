@@ -230,6 +230,34 @@ def add_layer(x: Tensor, weight: Tensor, bias: Tensor | None, quantizer: InputQu
     return y if bias is None else y + bias
 
 
+def probability_scale(options: QuantOptions, like: Tensor) -> Tensor:
+    """The fixed scale 1 / q of values in [0, 1] (softmax outputs): attention probabilities, LightConv taps."""
+    return torch.tensor(1.0 / grid_max(options.bits), device=like.device)
+
+
+class QuantizedTaps(nn.Module):
+    """Softmax-normalised filter taps on the fixed grid 1 / q, then DropConnect (``dropout``).
+
+    Replaces fairseq LightweightConv1dTBC's ``weight_dropout_module``, the last step its taps pass
+    before the convolution in both of its paths (unfolded and band matrix, where the band's zeros
+    stay zero), so the filter multiplies on the N-bit grid; the scale is fixed, so a one-step
+    decoding window sees the grid of the full pass.
+    """
+
+    def __init__(self, dropout: nn.Module, options: QuantOptions):
+        super().__init__()
+        self.dropout = dropout
+        self.options = options
+
+    @property
+    def p(self) -> float:  # read by fairseq's extra_repr
+        return self.dropout.p
+
+    def forward(self, taps: Tensor) -> Tensor:
+        scale = probability_scale(self.options, taps)
+        return self.dropout(to_grid(taps, scale, self.options) * scale)
+
+
 def fake_quantize_input(x: Tensor, quantizer: InputQuantizer) -> Tensor:
     """x rounded to its N-bit grid and scaled back (straight-through): an input of a layer that rescales itself."""
     scale = quantizer.scale(x)

@@ -5,7 +5,10 @@ import pytest
 import torch
 
 from fairseq_shiftadd.errors import InvalidInput
+import torch.nn.functional as F
+
 from fairseq_shiftadd.modules.add_conv import AddConv1d
+from fairseq_shiftadd.modules.lightweight_branch import ElasticLightweightConv
 from fairseq_shiftadd.modules.quantize import (
     InputQuantizer, QuantOptions, add_layer, integer_l1, integer_shift_sum, rounding_shift, shift_linear, to_grid,
 )
@@ -86,6 +89,33 @@ def test_integer_add_conv_equals_the_fake_quantised_float_path_and_decodes_incre
         state: dict = {}
         steps = [conv_int(x[t : t + 1], incremental_state=state) for t in range(x.shape[0])]
         assert torch.equal(torch.cat(steps), y_float)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_lightweight_conv_taps_multiply_on_the_8_bit_grid_and_decode_incrementally(causal: bool) -> None:
+    """LightConv (the ``conv`` branch) on an 8-bit input: every output is s / q times an integer sum of
+    x_int * round(q * softmax(w)), zero-padded as fairseq pads, in the full pass and step by step."""
+    torch.manual_seed(0)
+    taps, heads, channels, q, s = 5, 2, 8, 127, 0.05
+    padding = taps - 1 if causal else taps // 2
+    conv = ElasticLightweightConv(channels, taps, padding, heads, 0.0, QuantOptions(8)).double().eval()
+    x_int = torch.randint(-q, q + 1, (9, 3, channels), dtype=torch.int64)
+    y = conv(x_int.double() * s)
+    taps_int = torch.round(F.softmax(conv.weight.detach().view(heads, taps), -1) * q).to(torch.int64)
+    padded = F.pad(x_int, (0, 0, 0, 0, padding, taps - 1 - padding))
+    expected = torch.zeros_like(x_int)
+    for t in range(x_int.shape[0]):
+        for c in range(channels):
+            expected[t, :, c] = (padded[t : t + taps, :, c] * taps_int[c // (channels // heads), :, None]).sum(0)
+    tap_scale = float(torch.tensor(1.0 / q))  # the grid's scale is a float32 number
+    torch.testing.assert_close(y, expected.double() * s * tap_scale, rtol=0, atol=1e-12)
+    float_conv = ElasticLightweightConv(channels, taps, padding, heads, 0.0, QuantOptions()).double().eval()
+    float_conv.load_state_dict(conv.state_dict())
+    assert not torch.allclose(float_conv(x_int.double() * s), y)  # the taps really are quantised
+    if causal:
+        state: dict = {}
+        steps = [conv(x_int[t : t + 1].double() * s, incremental_state=state) for t in range(x_int.shape[0])]
+        torch.testing.assert_close(torch.cat(steps), y, rtol=0, atol=1e-12)
 
 
 def test_fake_quantisation_trains_with_straight_through_gradients() -> None:

@@ -207,3 +207,19 @@ def test_a_config_saved_before_newer_options_existed_builds_with_their_defaults(
     model = ShiftAddSupernet.build_model(old_cfg, fake_task())
     assert [old_cfg[k] for k in newer] == [getattr(ShiftAddSupernetConfig(), k) for k in newer]
     assert sum(p.numel() for p in model.parameters()) == sum(p.numel() for p in supernet().parameters())
+
+
+def test_an_8_bit_model_projects_onto_the_vocabulary_on_the_8_bit_grids() -> None:
+    torch.manual_seed(0)
+    model = ShiftAddSupernet.build_model(ShiftAddSupernetConfig(dropout=0.0, quant_bits=8), fake_task()).eval()
+    model.set_subnet(SPACE.largest())
+    quantizer = model.decoder.quant["output_projection"]
+    quantizer.running_range.fill_(1.5)
+    features = torch.randn(2, 3, SPACE.largest().decoder_embed_dim)
+    weight = model.decoder.embed_tokens.weight[:, : features.size(-1)].detach()
+    q = 127
+    x_scale, w_scale = 1.5 / q, weight.abs().max() / q
+    x_int = torch.round(features / x_scale).clamp(-q, q).double()
+    w_int = torch.round(weight / w_scale).clamp(-q, q).double()
+    expected = (x_int @ w_int.t()) * (x_scale * float(w_scale))
+    torch.testing.assert_close(model.decoder.output_layer(features).double(), expected, rtol=1e-5, atol=1e-5)
