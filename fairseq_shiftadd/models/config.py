@@ -8,13 +8,14 @@ from fairseq.dataclass import ChoiceEnum, FairseqDataclass
 from omegaconf import OmegaConf, open_dict
 
 from ..modules.lightweight_branch import WEIGHT_DROPOUT
-from ..modules.operator_recipe import ADD_WEIGHT_SCALES
+from ..modules.operator_recipe import ADD_OUTPUT_GAINS, ADD_WEIGHT_SCALES
 from ..modules.shift_linear import SHIFT_PARAMETRIZATIONS
 from ..space import WEIGHT_SHARING_MODES
 
 WeightSharing = ChoiceEnum(list(WEIGHT_SHARING_MODES))
 ShiftParametrization = ChoiceEnum(list(SHIFT_PARAMETRIZATIONS))
 AddWeightScale = ChoiceEnum(list(ADD_WEIGHT_SCALES))
+AddOutputGain = ChoiceEnum(list(ADD_OUTPUT_GAINS))
 
 
 @dataclass
@@ -41,6 +42,11 @@ class HybridTransformerConfig(FairseqDataclass):
         metadata={"help": "add layers (under --weight-sharing none): input, weights start on a normalised input's "
                   "scale and Adam moves them sqrt(fan-in) times faster; linear, nn.Linear's scale (the public "
                   "ShiftAddNAS code, learns far slower per update; docs/operators.md)"},
+    )
+    add_output_gain: AddOutputGain = field(
+        default="unit",
+        metadata={"help": "initial gain of the LayerNorm that ends an add FFN: unit (1), or linear (1/sqrt(18), the "
+                  "output std of a multiplication FFN at initialisation; docs/operators.md)"},
     )
     quant_bits: Optional[int] = field(
         default=None,

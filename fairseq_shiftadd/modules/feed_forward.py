@@ -18,7 +18,8 @@ class FeedForward(nn.Module):
 
     An add layer's output is -sum|x - w|: all negative and growing with the fan-in, so ReLU would
     zero it. As AdderNet follows every adder layer with BatchNorm, the add FFN normalises each
-    adder output (LayerNorm, the Transformer's normaliser) before the nonlinearity and the residual.
+    adder output (LayerNorm, the Transformer's normaliser) before the nonlinearity and the residual;
+    the recipe sets the second LayerNorm's initial gain (its share of the residual stream).
 
     Args:
         embed_dim / ffn_dim: the largest sizes.
@@ -37,6 +38,7 @@ class FeedForward(nn.Module):
         if "add" in operators:
             self.add_norm1 = nn.LayerNorm(ffn_dim)
             self.add_norm2 = nn.LayerNorm(embed_dim)
+            nn.init.constant_(self.add_norm2.weight, recipe.add_output_norm_gain())
         self.max_ffn_dim = ffn_dim
         self.activation_dropout = activation_dropout
 

@@ -18,6 +18,11 @@ from dataclasses import dataclass
 from .shift_linear import SHIFT_PARAMETRIZATIONS
 
 ADD_WEIGHT_SCALES = ("input", "linear")
+ADD_OUTPUT_GAINS = ("unit", "linear")
+# Output std of an nn.Linear FFN (fc1 -> ReLU -> fc2, PyTorch's default init) on a unit-variance
+# input: each linear keeps 1/3 of the second moment (weights U(-1/sqrt(fan_in), 1/sqrt(fan_in))),
+# ReLU half of it, so sqrt(1/3 * 1/2 * 1/3) = 1/sqrt(18). docs/operators.md, "Add FFNs".
+LINEAR_FFN_OUTPUT_STD = 1 / math.sqrt(18)
 
 
 @dataclass(frozen=True)
@@ -28,18 +33,27 @@ class OperatorRecipe:
         add_weight_scale: ``input``: an add layer's weight is sqrt(fan_in) times a parameter
             initialised as nn.Linear's, so it starts on the scale of a normalised input (U(-1, 1))
             and Adam moves it sqrt(fan_in) times faster; ``linear``: the parameter itself.
+        add_output_gain: initial gain of the LayerNorm that ends an add FFN (what it adds to the
+            residual stream): ``unit`` (1: a unit-variance output, 4.2x a multiplication FFN's) or
+            ``linear`` (1/sqrt(18), a multiplication FFN's output std at initialisation).
     """
 
     shift_parametrization: str = "latent"
     add_weight_scale: str = "input"
+    add_output_gain: str = "unit"
 
     def __post_init__(self) -> None:
         if self.shift_parametrization not in SHIFT_PARAMETRIZATIONS:
             raise ValueError(f"shift_parametrization must be one of {SHIFT_PARAMETRIZATIONS}, got {self.shift_parametrization!r}")
         if self.add_weight_scale not in ADD_WEIGHT_SCALES:
             raise ValueError(f"add_weight_scale must be one of {ADD_WEIGHT_SCALES}, got {self.add_weight_scale!r}")
+        if self.add_output_gain not in ADD_OUTPUT_GAINS:
+            raise ValueError(f"add_output_gain must be one of {ADD_OUTPUT_GAINS}, got {self.add_output_gain!r}")
 
     def add_gain(self, in_features: int) -> float:
         """The factor between an add layer's parameter and the weight it subtracts, for fan-in ``in_features``."""
         return math.sqrt(in_features) if self.add_weight_scale == "input" else 1.0
 
+    def add_output_norm_gain(self) -> float:
+        """Initial gain of the LayerNorm after an add FFN's second layer."""
+        return LINEAR_FFN_OUTPUT_STD if self.add_output_gain == "linear" else 1.0

@@ -199,7 +199,7 @@ def test_supernet_and_standalone_subnet_under_autocast_bfloat16() -> None:
 def test_a_config_saved_before_newer_options_existed_builds_with_their_defaults() -> None:
     """fairseq builds a checkpoint's model from its saved cfg.model; one without the options added
     since (operator recipe, quantisation) must build, with those options at their defaults."""
-    newer = ("shift_parametrization", "add_weight_scale", "quant_bits", "quant_grad_bits", "quant_integer")
+    newer = ("shift_parametrization", "add_weight_scale", "add_output_gain", "quant_bits", "quant_grad_bits", "quant_integer")
     fields = {k: v for k, v in dataclasses.asdict(ShiftAddSupernetConfig()).items() if k not in newer}
     old_cfg = OmegaConf.create(fields)
     OmegaConf.set_struct(old_cfg, True)  # as fairseq hands it over: unknown keys raise
