@@ -44,9 +44,10 @@ class HybridTransformerConfig(FairseqDataclass):
                   "ShiftAddNAS code, learns far slower per update; docs/operators.md)"},
     )
     add_output_gain: AddOutputGain = field(
-        default="unit",
-        metadata={"help": "initial gain of the LayerNorm that ends an add FFN: unit (1), or linear (1/sqrt(18), the "
-                  "output std of a multiplication FFN at initialisation; docs/operators.md)"},
+        default="linear",
+        metadata={"help": "initial gain of the LayerNorm that ends an add FFN: linear, 1/sqrt(18), the output std of a "
+                  "multiplication FFN at initialisation (learns far faster per update); unit, LayerNorm's own 1 "
+                  "(docs/operators.md)"},
     )
     quant_bits: Optional[int] = field(
         default=None,

@@ -6,9 +6,10 @@ DeepShift-PS exponent moves 1e-3 per update and changes after hundreds of update
 weights initialised at nn.Linear's scale (about 1/sqrt(fan_in)) sit far inside the input's range,
 where -sum|x - w| is nearly a linear function of sign(x), and Adam needs thousands of updates to
 move them to the input's scale. The latent shift closes the shift gap; the input scale helps add
-layers in the first updates and in half precision, not at 400 updates (docs/operators.md). Our
-recipe is the default; ``OperatorRecipe("deepshift-ps", "linear")``
-is the public code's.
+layers in the first updates and in half precision, not at 400 updates; starting an add FFN's
+output at a multiplication FFN's scale closes most of the add gap (docs/operators.md). Our recipe
+is the default; ``OperatorRecipe("deepshift-ps", "linear", "unit")`` is the public code's
+operators with LayerNorm's own initialisation.
 """
 from __future__ import annotations
 
@@ -34,13 +35,14 @@ class OperatorRecipe:
             initialised as nn.Linear's, so it starts on the scale of a normalised input (U(-1, 1))
             and Adam moves it sqrt(fan_in) times faster; ``linear``: the parameter itself.
         add_output_gain: initial gain of the LayerNorm that ends an add FFN (what it adds to the
-            residual stream): ``unit`` (1: a unit-variance output, 4.2x a multiplication FFN's) or
-            ``linear`` (1/sqrt(18), a multiplication FFN's output std at initialisation).
+            residual stream): ``linear`` (1/sqrt(18), a multiplication FFN's output std at
+            initialisation) or ``unit`` (LayerNorm's own 1: a unit-variance output, 4.2x a
+            multiplication FFN's, which Adam takes hundreds of updates to shrink).
     """
 
     shift_parametrization: str = "latent"
     add_weight_scale: str = "input"
-    add_output_gain: str = "unit"
+    add_output_gain: str = "linear"
 
     def __post_init__(self) -> None:
         if self.shift_parametrization not in SHIFT_PARAMETRIZATIONS:
