@@ -35,7 +35,7 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from quality_multi30k import BIN, EVOLUTION, REPO, cost, multi30k_recipe, prepared_data, save_figure, score, side_by_side  # noqa: E402
+from quality_multi30k import BIN, EVOLUTION, REPO, cost, multi30k_recipe, prepared_data, pyplot, save_figure, score, side_by_side  # noqa: E402
 
 from fairseq_shiftadd.hardware.costing import SubnetCoster  # noqa: E402
 from fairseq_shiftadd.space import load_subnet_file  # noqa: E402
@@ -112,9 +112,7 @@ def appended_log(name: str, logs: Path) -> Path:
 
 
 def plot(curves: dict[str, dict[int, float]], out: Path) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for name, curve in curves.items():

@@ -153,9 +153,7 @@ def cpu_latency_ms(subnet: Path, vocab: int) -> float:
 
 def plot(rows: list[dict], out: Path) -> None:
     """BLEU vs 32-bit energy of every retrained model: the picture the paper's claim is about."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(6, 4))
     markers = {"baseline": "s", PAPER_SHARING: "o", "plain": "^", "none": "v"}
@@ -174,10 +172,18 @@ def plot(rows: list[dict], out: Path) -> None:
     save_figure(fig, out)
 
 
-def save_figure(fig, out: Path) -> None:
-    """Write a finished plot to ``out`` (PNG) atomically; matplotlib's DEBUG lines stay out of the output
+def pyplot():
+    """matplotlib.pyplot on the file-only Agg backend, its DEBUG lines kept out of the output
     (fairseq's import leaves the root logger at DEBUG)."""
     logging.getLogger("matplotlib").setLevel(logging.WARNING)
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def save_figure(fig, out: Path) -> None:
+    """Write a finished plot to ``out`` (PNG) atomically."""
     fig.tight_layout()
     with atomic_path(out) as tmp:
         fig.savefig(tmp, dpi=120, format="png")

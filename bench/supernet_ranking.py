@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from quality_ladder import SPACES, recipe, trained_updates, valid_curve  # noqa: E402
-from quality_multi30k import BIN, REPO, prepared_data, save_figure, side_by_side  # noqa: E402
+from quality_multi30k import BIN, REPO, prepared_data, pyplot, save_figure, side_by_side  # noqa: E402
 
 from fairseq_shiftadd.hardware.costing import SubnetCoster  # noqa: E402
 from fairseq_shiftadd.space import SearchSpace, write_subnet  # noqa: E402
@@ -37,9 +37,7 @@ def spread_over_energy(space: SearchSpace, coster: SubnetCoster, count: int, poo
 
 
 def plot(results: dict, out: Path) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(6, 4.5))
     retrained = [r["retrained_loss"] for r in results["subnets"]]
