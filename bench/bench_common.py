@@ -1,4 +1,4 @@
-"""Helpers the benchmark scripts share: the machine and its load, a toy corpus, running the venv's commands."""
+"""Helpers the benchmark scripts share: the machine and its load, running the venv's commands."""
 from __future__ import annotations
 
 import os
@@ -34,14 +34,3 @@ def machine() -> str:
     model = re.search(r"Model name:\s*(.+)", subprocess.run(["lscpu"], capture_output=True, text=True).stdout)
     return f"{model.group(1).strip() if model else 'unknown CPU'}, {os.cpu_count()} CPUs, torch {torch.__version__}"
 
-
-def binarized_toy_corpus(root: Path, sentences: int, valid: int = 60) -> Path:
-    """The generated toy En->De corpus (``sentences`` training pairs), binarized with a joined dictionary."""
-    from fairseq_shiftadd.data.toy_corpus import write_toy_corpus
-
-    raw = write_toy_corpus(root / "raw", train=sentences, valid=valid, test=60)
-    subprocess.run([
-        str(BIN / "fairseq-preprocess"), "--source-lang", "en", "--target-lang", "de", "--trainpref", str(raw / "train"),
-        "--validpref", str(raw / "valid"), "--destdir", str(root / "bin"), "--joined-dictionary", "--workers", "1",
-    ], check=True, capture_output=True)
-    return root / "bin"

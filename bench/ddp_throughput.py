@@ -36,7 +36,8 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench_common import BIN, binarized_toy_corpus, load, machine  # noqa: E402  (bench/ is the script's directory)
+from bench_common import BIN, load, machine  # noqa: E402  (bench/ is the script's directory)
+from fairseq_shiftadd.data.toy_corpus import binarized_toy_corpus  # noqa: E402
 from fairseq_shiftadd.data.sized_dictionary import dictionary_of_size  # noqa: E402
 from fairseq_shiftadd.models.shiftadd_supernet import ShiftAddSupernet, ShiftAddSupernetConfig  # noqa: E402
 from fairseq_shiftadd.space import SearchSpace  # noqa: E402
@@ -148,7 +149,7 @@ def main() -> None:
     print(f"{machine()}; {load()}")
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        throughput(args, binarized_toy_corpus(work, args.sentences), work)
+        throughput(args, binarized_toy_corpus(work, train=args.sentences), work)
     if args.traffic_subnets:
         traffic(args)
     print(f"\ndone; {load()}")

@@ -35,7 +35,8 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench_common import BIN, binarized_toy_corpus, load, machine  # noqa: E402  (bench/ is the script's directory)
+from bench_common import BIN, load, machine  # noqa: E402  (bench/ is the script's directory)
+from fairseq_shiftadd.data.toy_corpus import binarized_toy_corpus  # noqa: E402
 from fairseq_shiftadd.data.sized_dictionary import dictionary_of_size  # noqa: E402
 from fairseq_shiftadd.hardware.costing import random_weight_model  # noqa: E402
 from fairseq_shiftadd.hardware.latency import measure_latency  # noqa: E402
@@ -136,7 +137,7 @@ def main() -> None:
     space_file = ROOT / f"configs/spaces/{args.space}.yml"
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        data = binarized_toy_corpus(work, sentences=2000, valid=args.valid)
+        data = binarized_toy_corpus(work, train=2000, valid=args.valid)
         fitness(args, data, supernet_checkpoint(data, space_file, work / "supernet"), space_file)
     if args.latency_runs:
         latency(args, space_file)

@@ -34,16 +34,9 @@ def run(args: list[str], cwd: Path = REPO, check: bool = True, timeout: int = 90
 @pytest.fixture(scope="session")
 def toy_data(tmp_path_factory) -> Path:
     """The toy En->De corpus (600/60/60 pairs), binarized with a joined dictionary."""
-    from fairseq_shiftadd.data.toy_corpus import write_toy_corpus
+    from fairseq_shiftadd.data.toy_corpus import binarized_toy_corpus
 
-    root = tmp_path_factory.mktemp("toy")
-    raw = write_toy_corpus(root / "raw", train=600, valid=60, test=60)
-    run([
-        "fairseq-preprocess", "--source-lang", "en", "--target-lang", "de", "--trainpref", str(raw / "train"),
-        "--validpref", str(raw / "valid"), "--testpref", str(raw / "test"), "--destdir", str(root / "bin"),
-        "--joined-dictionary", "--workers", "1",
-    ])
-    return root / "bin"
+    return binarized_toy_corpus(tmp_path_factory.mktemp("toy"), train=600, valid=60, test=60)
 
 
 TRAIN_FLAGS = [

@@ -10,6 +10,8 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
+from ..venv_commands import VENV_BIN, run_venv_command
+
 NOUNS = {  # english singular, english plural, german singular (with article), german plural
     "dog": ("dogs", "der hund", "hunde"), "cat": ("cats", "die katze", "katzen"),
     "child": ("children", "das kind", "kinder"), "man": ("men", "der mann", "männer"),
@@ -81,3 +83,17 @@ def write_toy_corpus(out_dir: str | Path, train: int = 2000, valid: int = 200, t
         (out / f"{split}.en").write_text("".join(en + "\n" for en, _ in pairs))
         (out / f"{split}.de").write_text("".join(de + "\n" for _, de in pairs))
     return out
+
+
+def binarized_toy_corpus(root: str | Path, train: int, valid: int = 60, test: int = 60) -> Path:
+    """The toy corpus written to ROOT/raw and binarized by ``fairseq-preprocess`` (joined dictionary) into ROOT/bin."""
+    root = Path(root)
+    raw = write_toy_corpus(root / "raw", train=train, valid=valid, test=test)
+    proc = run_venv_command([
+        VENV_BIN / "fairseq-preprocess", "--source-lang", "en", "--target-lang", "de", "--trainpref", raw / "train",
+        "--validpref", raw / "valid", "--testpref", raw / "test", "--destdir", root / "bin", "--joined-dictionary",
+        "--workers", "1",
+    ], cwd=root)
+    if proc.returncode != 0:
+        raise RuntimeError(f"fairseq-preprocess failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    return root / "bin"

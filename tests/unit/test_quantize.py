@@ -3,10 +3,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-
-from fairseq_shiftadd.errors import InvalidInput
 import torch.nn.functional as F
 
+from fairseq_shiftadd.errors import InvalidInput
 from fairseq_shiftadd.modules.add_conv import AddConv1d
 from fairseq_shiftadd.modules.lightweight_branch import ElasticLightweightConv
 from fairseq_shiftadd.modules.quantize import (
