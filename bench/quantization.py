@@ -4,15 +4,26 @@
 weights; forward + backward on the same synthetic batches, the two models interleaved call by
 call, median of ``--repeats`` after one warm-up. Prints the 8-bit / float time ratio.
 
-``--print-multi30k-commands``: the fine-tuning and scoring commands of the Multi30k comparison
-(float checkpoint -> ``--restore-file FLOAT.pt --quant-bits 8 --reset-optimizer`` -> shiftadd-score,
-which prices a ``--quant-bits 8`` checkpoint at 8 bits). Hours of CPU each; see BENCHMARKS.md.
+``--multi30k --model NAME FLOAT_CKPT SUBNET_YAML ...``: each float checkpoint (copied to WORK/NAME/float.pt,
+so the run it came from may go on) is fine-tuned ``--finetune-updates`` updates with ``--quant-bits 8``
+and, as the control at equal updates, in float (fairseq's ``--finetune-from-model``: weights only,
+fresh optimizer and schedule; the runs resume from their checkpoint_last.pt). All three are scored
+(sacreBLEU on test_2016_flickr of checkpoint_best.pt, selected on validation) and costed, 8-bit at 8
+bits: WORK/quantization.md and .json. Hours of CPU; see BENCHMARKS.md.
+
+    .venv/bin/python bench/quantization.py --multi30k --work /work/m30k-quant \\
+        --model subnet /work/m30k-ladder/subnet/checkpoint_best.pt /work/m30k-ladder/subnets/subnet.yml \\
+        --model hybrid-50 /work/m30k-ladder/hybrid-50/checkpoint_best.pt /work/m30k-ladder/search-hybrid/best.yml
 """
 from __future__ import annotations
 
 import argparse
+import json
+import shutil
 import statistics
+import sys
 import time
+from pathlib import Path
 from types import SimpleNamespace
 
 import torch
@@ -21,6 +32,9 @@ import torch.nn.functional as F
 from fairseq_shiftadd.data.sized_dictionary import dictionary_of_size
 from fairseq_shiftadd.models.shiftadd_transformer import ShiftAddTransformer, ShiftAddTransformerConfig
 from fairseq_shiftadd.space import load_subnet_file
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+BASELINE_SUBNET = Path(__file__).resolve().parents[1] / "configs/subnets/multi30k-baseline.yml"
 
 
 def build(subnet_yaml: str, vocab: int, quant_bits: int | None) -> ShiftAddTransformer:
@@ -62,18 +76,66 @@ def overhead(args: argparse.Namespace) -> None:
     print(f"  8-bit / float: {median['8-bit'] / median['float']:.2f}x")
 
 
-MULTI30K_COMMANDS = """\
-# data: {data}; FLOAT.pt: a float Multi30k checkpoint (baseline or searched hybrid, e.g. bench/quality_multi30k.py)
-fairseq-train {data} --user-dir fairseq_shiftadd --arch shiftadd_transformer --subnet SUBNET.yml \\
-    --restore-file FLOAT.pt --reset-optimizer --reset-dataloader --reset-meters --reset-lr-scheduler \\
-    --quant-bits 8 --save-dir Q8 --optimizer adam --adam-betas '(0.9,0.98)' --lr 5e-4 \\
-    --lr-scheduler inverse_sqrt --warmup-updates 500 --criterion label_smoothed_cross_entropy \\
-    --label-smoothing 0.1 --max-tokens 4096 --max-update {updates} --cpu --seed 1 --no-epoch-checkpoints
-shiftadd-score FLOAT.pt {data} test --cpu        # sacreBLEU, op-count energy at 32 bits
-shiftadd-score FLOAT.pt {data} test --cpu --bits 8
-shiftadd-score Q8/checkpoint_best.pt {data} test --cpu   # 8-bit: the checkpoint's --quant-bits
-shiftadd-cost Q8/checkpoint_best.pt --hardware accelerator
-"""
+def multi30k(args: argparse.Namespace) -> None:
+    """Fine-tune every ``--model`` to 8 bits and, as the control at equal updates, in float; score all three."""
+    from quality_ladder import trained_updates
+    from quality_multi30k import BIN, multi30k_recipe, score, side_by_side
+
+    from fairseq_shiftadd.data.sized_dictionary import data_vocab_size
+    from fairseq_shiftadd.hardware.costing import SubnetCoster
+
+    work, data = Path(args.work), Path(args.data)
+    logs = work / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    models = {}
+    for name, checkpoint, subnet in args.model:
+        for path in (checkpoint, subnet):
+            if not Path(path).is_file():
+                sys.exit(f"quantization: --model {name}: {path} does not exist")
+        frozen = work / name / "float.pt"  # a copy: the run it came from may go on training
+        if not frozen.is_file():
+            frozen.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(checkpoint, frozen)
+        models[name] = (frozen, Path(subnet).resolve())
+
+    jobs = {}
+    for name, (frozen, subnet) in models.items():
+        for run, bits in ((f"{name}/float-ft", []), (f"{name}/q8", ["--quant-bits", "8"])):
+            save = work / run
+            if trained_updates(save) < args.finetune_updates:
+                jobs[run.replace("/", "-")] = [
+                    BIN / "fairseq-train", data, "--user-dir", "fairseq_shiftadd", "--arch", "shiftadd_transformer",
+                    "--subnet", subnet, "--finetune-from-model", frozen, *bits,
+                    *multi30k_recipe(save, ["--max-update", str(args.finetune_updates), "--validate-interval-updates", "50",
+                                            "--save-interval-updates", "50", "--keep-interval-updates", "1"], args.warmup),
+                    "--lr", str(args.lr),
+                ]
+    side_by_side(jobs, logs, args.at_once, append=True)
+
+    coster = SubnetCoster(None, vocab_size=data_vocab_size(data))
+    baseline = coster.energy_mj(load_subnet_file(str(BASELINE_SUBNET)), bits=32)
+    rows = []
+    for name, (frozen, subnet) in models.items():
+        for label, checkpoint, bits, updates in (
+            ("float", frozen, 32, 0), ("float, fine-tuned", work / name / "float-ft/checkpoint_best.pt", 32, args.finetune_updates),
+            ("8-bit, fine-tuned", work / name / "q8/checkpoint_best.pt", 8, args.finetune_updates),
+        ):
+            scored = score(checkpoint, data, subnet, logs / f"score-{name}-{bits}-{updates}.log")
+            layout = load_subnet_file(str(subnet))
+            rows.append({
+                "model": name, "precision": label, "finetune_updates": updates, "sacrebleu": scored["sacrebleu"],
+                "energy_mj": coster.energy_mj(layout, bits=bits),
+                "accelerator_mj": coster.energy_mj(layout, bits=bits, hardware="accelerator"),
+                "energy_vs_float_baseline": coster.energy_mj(layout, bits=bits) / baseline, "signature": scored["signature"],
+            })
+    (work / "quantization.json").write_text(json.dumps(rows, indent=1))
+    lines = ["| model | precision | fine-tuning updates | sacreBLEU | op-count energy mJ | vs float baseline | accelerator mJ |",
+             "|---|---|---|---|---|---|---|"]
+    lines += [f"| {r['model']} | {r['precision']} | {r['finetune_updates']} | {r['sacrebleu']:.2f} | {r['energy_mj']:.4f} | "
+              f"{100 * r['energy_vs_float_baseline']:.1f}% | {r['accelerator_mj']:.3f} |" for r in rows]
+    lines.append(f"\nsacreBLEU signature: {rows[0]['signature']}")
+    (work / "quantization.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
 
 
 def main() -> None:
@@ -83,12 +145,20 @@ def main() -> None:
     parser.add_argument("--sentences", type=int, default=32)
     parser.add_argument("--length", type=int, default=30)
     parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--print-multi30k-commands", action="store_true")
-    parser.add_argument("--data", default="/work/m30k-ladder/multi30k/data-bin")
-    parser.add_argument("--updates", type=int, default=3000, help="fine-tuning updates")
+    parser.add_argument("--multi30k", action="store_true", help="the Multi30k float vs 8-bit fine-tuning and scores (hours)")
+    parser.add_argument("--model", nargs=3, action="append", default=[], metavar=("NAME", "FLOAT_CKPT", "SUBNET_YAML"),
+                        help="with --multi30k: a float shiftadd_transformer checkpoint and its subnet (repeat the option)")
+    parser.add_argument("--data", default="/work/m30k-ladder/multi30k/data-bin", help="binarized Multi30k (bench/quality_ladder.py prepares it)")
+    parser.add_argument("--work", default="/work/m30k-quant", help="work directory of --multi30k (keep it outside the repository)")
+    parser.add_argument("--finetune-updates", type=int, default=200, help="updates of each fine-tuning (8-bit and float control)")
+    parser.add_argument("--lr", type=float, default=5e-4, help="peak learning rate of the fine-tunings")
+    parser.add_argument("--warmup", type=int, default=50, help="learning-rate warm-up updates of the fine-tunings")
+    parser.add_argument("--at-once", type=int, default=2, help="fine-tunings at a time, one thread each (cores)")
     args = parser.parse_args()
-    if args.print_multi30k_commands:
-        print(MULTI30K_COMMANDS.format(data=args.data, updates=args.updates))
+    if args.multi30k:
+        if not args.model:
+            parser.error("--multi30k needs at least one --model NAME FLOAT_CKPT SUBNET_YAML")
+        multi30k(args)
     else:
         overhead(args)
 
