@@ -6,6 +6,11 @@ multiplication baseline) gives every target position a full distribution to lear
 helps students whose operators learn slowly per update. Validation computes the plain
 label-smoothed loss, so validation losses (and checkpoint selection) stay comparable with models
 trained without a teacher.
+
+``--teacher largest`` is in-place distillation for supernet training (BigNAS, Yu et al. 2020;
+README, supernet options): under ``--sandwich`` each update trains the largest subnet first, on the data
+alone, and its next-token distribution (detached, dropout as trained) is the teacher of the
+update's smallest and random subnets. No second model and no extra forward pass.
 """
 # No `from __future__ import annotations`: fairseq reads the config dataclasses' field types at run time.
 
@@ -27,9 +32,14 @@ from ..errors import InvalidInput, MissingInput
 @dataclass
 class WordDistillationConfig(LabelSmoothedCrossEntropyCriterionConfig):
     teacher: str = field(default="", metadata={"help": "trained teacher checkpoint with the same dictionary "
-                                                        "(e.g. the baseline's checkpoint_best.pt)"})
+                                                        "(e.g. the baseline's checkpoint_best.pt), or 'largest': in-place "
+                                                        "distillation, the supernet's largest subnet teaches the others "
+                                                        "(--task shiftadd_supernet_translation --sandwich)"})
     distill_weight: float = field(default=0.5, metadata={"help": "weight w of the teacher's distribution in the "
                                                                   "training loss; the label-smoothed loss gets 1 - w"})
+
+
+IN_PLACE_TEACHER = "largest"
 
 
 def load_teacher(path: str, task) -> torch.nn.Module:
@@ -56,13 +66,20 @@ class WordDistillationCriterion(LabelSmoothedCrossEntropyCriterion):
         if not 0.0 <= distill_weight <= 1.0:
             raise InvalidInput(f"--distill-weight must be in [0, 1], got {distill_weight}")
         self.distill_weight = distill_weight
+        self.in_place = teacher == IN_PLACE_TEACHER
+        if self.in_place and not getattr(getattr(task, "cfg", None), "sandwich", False):
+            raise InvalidInput("--teacher largest (in-place distillation) needs --task shiftadd_supernet_translation --sandwich")
         # A list, not an attribute: the teacher's parameters must stay out of the criterion's (trained) parameters.
-        self._teacher = [load_teacher(teacher, task)]
+        self._teacher = [] if self.in_place else [load_teacher(teacher, task)]
         self._cached: tuple[object, torch.Tensor] | None = None
 
     def teacher_log_probs(self, sample) -> torch.Tensor:
         """(target tokens, vocab) log-probabilities of the teacher, computed once per sample (a sandwich
-        update scores one sample with several subnets)."""
+        update scores one sample with several subnets); in place, those the largest subnet left."""
+        if self.in_place:
+            if self._cached is None or self._cached[0] is not sample:
+                raise RuntimeError("in-place distillation: the update's largest subnet must run before the others")
+            return self._cached[1]
         if self._cached is None or self._cached[0] is not sample:
             teacher = self._teacher[0]
             device = sample["target"].device
@@ -80,6 +97,9 @@ class WordDistillationCriterion(LabelSmoothedCrossEntropyCriterion):
         if not reduce:
             raise ValueError("word_distillation computes a reduced loss only")
         lprobs, target = self.get_lprobs_and_target(model, net_output, sample)
+        if self.in_place and model.subnet == model.search_space.largest():
+            self._cached = (sample, lprobs.detach().float())
+            return loss, nll_loss
         soft = -(self.teacher_log_probs(sample).exp() * lprobs).sum(-1)
         soft = soft.masked_fill(target.eq(self.padding_idx), 0.0).sum()
         return (1.0 - self.distill_weight) * loss + self.distill_weight * soft, nll_loss

@@ -35,6 +35,22 @@ def test_supernet_trains_logs_subnet_losses_and_resumes(supernet_dir: Path) -> N
     assert "Loaded checkpoint" in resumed and "num_updates 45" in resumed.replace("=", " ")
 
 
+def test_in_place_distillation_changes_the_sandwich_students_loss_not_the_largest(toy_data: Path, tmp_path: Path) -> None:
+    """Update 1 of two sandwich runs from the same seed: the largest subnet's loss is the same with and without
+    ``--teacher largest`` (it learns from the data alone), the smallest's is not (it learns from the largest)."""
+    def first_update(name: str, *criterion: str) -> dict[str, float]:
+        out = run(["fairseq-train", str(toy_data), "--user-dir", "fairseq_shiftadd", "--task", "shiftadd_supernet_translation",
+                   "--arch", "shiftadd_supernet_tiny", "--search-space", SPACE_FILE, "--sandwich", "--save-dir", str(tmp_path / name),
+                   "--max-update", "1", *TRAIN_FLAGS, "--log-interval", "1", *criterion])
+        line = next(line for line in (out.stdout + out.stderr).splitlines() if "train_inner" in line or "| train |" in line)
+        return {key: float(re.search(rf"{key}[= ]([\d.]+)", line).group(1)) for key in ("loss_largest", "loss_smallest")}
+
+    plain = first_update("plain")
+    in_place = first_update("in-place", "--criterion", "word_distillation", "--teacher", "largest")
+    assert in_place["loss_largest"] == plain["loss_largest"]
+    assert in_place["loss_smallest"] != plain["loss_smallest"]
+
+
 def test_generate_with_a_subnet_and_with_its_exported_standalone_model(supernet_dir: Path, toy_data: Path, tmp_path: Path) -> None:
     space = SearchSpace.from_file(SPACE_FILE)
     subnet_file = tmp_path / "hybrid.yml"

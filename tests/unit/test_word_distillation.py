@@ -88,3 +88,46 @@ def test_teacher_is_not_trained_and_bad_settings_are_named(monkeypatch, tmp_path
         LOAD_TEACHER("", task)
     with pytest.raises(FileNotFoundError, match="missing.pt"):
         LOAD_TEACHER(str(tmp_path / "missing.pt"), task)
+
+
+class TableSupernet(TableModel):
+    """A stand-in supernet: one logit table per subnet (named by a string), the largest first."""
+
+    def __init__(self):
+        super().__init__(seed=0)
+        self.tables = nn.ParameterDict({name: nn.Parameter(torch.randn(VOCAB, VOCAB, generator=torch.Generator().manual_seed(seed)))
+                                        for seed, name in enumerate(("largest", "smallest"))})
+        self.search_space = SimpleNamespace(largest=lambda: "largest")
+        self.subnet = "largest"
+
+    def forward(self, src_tokens, src_lengths, prev_output_tokens):
+        return (self.tables[self.subnet][prev_output_tokens],)
+
+
+def in_place_criterion(weight: float, sandwich: bool = True):
+    task = SimpleNamespace(target_dictionary=dictionary_of_size(VOCAB), cfg=SimpleNamespace(sandwich=sandwich))
+    return word_distillation.WordDistillationCriterion(task, False, 0.1, "largest", weight)
+
+
+def test_in_place_the_largest_learns_from_data_and_teaches_the_others_what_it_predicted():
+    crit, model, s = in_place_criterion(0.5), TableSupernet().train(), sample()
+    prev = s["net_input"]["prev_output_tokens"]
+    largest_loss, _, _ = crit(model, s)
+    largest_lprobs = F.log_softmax(model.tables["largest"][prev], -1)
+    torch.testing.assert_close(largest_loss, label_smoothed(largest_lprobs, s["target"]))
+    model.subnet = "smallest"
+    loss, _, _ = crit(model, s)
+    lprobs = F.log_softmax(model.tables["smallest"][prev], -1)
+    soft = -(largest_lprobs.exp() * lprobs).sum(-1)[s["target"].ne(1)].sum()
+    torch.testing.assert_close(loss, 0.5 * label_smoothed(lprobs, s["target"]) + 0.5 * soft)
+    loss.backward()  # the teacher's distribution is a constant: no gradient reaches the largest subnet's table
+    assert model.tables["largest"].grad is None and model.tables["smallest"].grad.abs().sum() > 0
+
+
+def test_in_place_needs_the_sandwich_and_the_largest_first():
+    with pytest.raises(ValueError, match="--sandwich"):
+        in_place_criterion(0.5, sandwich=False)
+    crit, model = in_place_criterion(0.5), TableSupernet().train()
+    model.subnet = "smallest"
+    with pytest.raises(RuntimeError, match="largest subnet must run before"):
+        crit(model, sample())
