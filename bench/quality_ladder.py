@@ -20,7 +20,9 @@ search on the first ``--valid-sentences`` validation sentences, then retrain fro
 are sacreBLEU on test_2016_flickr of checkpoint_best.pt (selected on validation loss only).
 Writes WORK/ladder.json, WORK/ladder.md (the table) and WORK/ladder_curves.png; a lever under test
 (``--lever kd --extra --criterion word_distillation --teacher ...``) trains ROW+kd runs and writes
-WORK/ladder+kd.*, the plain runs untouched.
+WORK/ladder+kd.*, the plain runs untouched. A supernet lever (``--supernet-lever inplace``: in-place
+distillation, ``--criterion word_distillation --teacher largest``) trains its own supernets, searches
+and searched rows, named NAME+inplace, and writes WORK/ladder+inplace.*.
 
     .venv/bin/python bench/quality_ladder.py --work /work/m30k-ladder --updates 1000
 """
@@ -61,6 +63,8 @@ FIXED_ROWS = {
 # Searched rows: (supernet / space, fraction of the baseline's 32-bit op-count energy).
 SEARCHED_ROWS = {"hat-50": ("mult", 0.5), "hybrid-25": ("hybrid", 0.25), "hybrid-50": ("hybrid", 0.5), "hybrid-75": ("hybrid", 0.75)}
 ROWS = ("baseline", *FIXED_ROWS, *SEARCHED_ROWS)
+# Levers of supernet training: fairseq-train options added to the supernets' command.
+SUPERNET_LEVERS = {"inplace": ["--criterion", "word_distillation", "--teacher", "largest"]}
 VALIDATE_EVERY = 100
 BASELINE_ARCH = [
     "--arch", "transformer", "--encoder-layers", "3", "--decoder-layers", "3", "--encoder-embed-dim", "256",
@@ -111,6 +115,16 @@ def appended_log(name: str, logs: Path) -> Path:
     return logs / f"{name}.log"
 
 
+def levers(name: str, args: argparse.Namespace) -> str:
+    """The table's account of what a row had beyond the plain recipe."""
+    had = []
+    if args.supernet_lever and name in SEARCHED_ROWS:
+        had.append(f"supernet: {' '.join(SUPERNET_LEVERS[args.supernet_lever])}")
+    if args.extra and name != "baseline":
+        had.append(" ".join(args.extra))
+    return "; ".join(had) or "-"
+
+
 def plot(curves: dict[str, dict[int, float]], out: Path) -> None:
     plt = pyplot()
 
@@ -138,6 +152,8 @@ def main() -> None:
     parser.add_argument("--valid-sentences", type=int, default=200, help="validation sentences the search scores")
     parser.add_argument("--at-once", type=int, default=2, help="trainings at a time, one thread each (cores)")
     parser.add_argument("--no-score", action="store_true", help="train only; no BLEU, no table")
+    parser.add_argument("--supernet-lever", choices=sorted(SUPERNET_LEVERS),
+                        help="a lever of supernet training: its supernets, searches and searched rows are NAME+LEVER")
     parser.add_argument("--lever", help="name of the lever --extra gives: its runs are ROW+LEVER, its table ladder+LEVER.md")
     parser.add_argument("--extra", nargs=argparse.REMAINDER, default=[],
                         help="fairseq-train options given to every shiftadd_transformer row (the lever), e.g. "
@@ -150,16 +166,18 @@ def main() -> None:
     logs.mkdir(parents=True, exist_ok=True)
     data, vocab = prepared_data(work, args.raw_dir, logs)
     train = [BIN / "fairseq-train", data, "--user-dir", "fairseq_shiftadd"]
+    tag = f"+{args.supernet_lever}" if args.supernet_lever else ""
 
     subnets = {"baseline": BASELINE_SUBNET}
     subnets.update({name: write_fixed_subnet(FIXED_ROWS[name], work / "subnets" / f"{name}.yml") for name in FIXED_ROWS})
     searched = [name for name in args.rows if name in SEARCHED_ROWS]
     spaces = sorted({SEARCHED_ROWS[name][0] for name in searched})
     side_by_side({
-        f"supernet-{space}": [*train, "--task", "shiftadd_supernet_translation", "--arch", "shiftadd_supernet_wmt_en_de",
-                              "--search-space", SPACES[space], "--sandwich", "--weight-sharing", "heterogeneous",
-                              *recipe(work / f"supernet-{space}", args.supernet_updates, args.supernet_warmup)]
-        for space in spaces if trained_updates(work / f"supernet-{space}") < args.supernet_updates
+        f"supernet-{space}{tag}": [*train, "--task", "shiftadd_supernet_translation", "--arch", "shiftadd_supernet_wmt_en_de",
+                                   "--search-space", SPACES[space], "--sandwich", "--weight-sharing", "heterogeneous",
+                                   *SUPERNET_LEVERS.get(args.supernet_lever, []),
+                                   *recipe(work / f"supernet-{space}{tag}", args.supernet_updates, args.supernet_warmup)]
+        for space in spaces if trained_updates(work / f"supernet-{space}{tag}") < args.supernet_updates
     }, logs, args.at_once, append=True)
 
     base_energy = cost(BASELINE_SUBNET, 32, vocab)["energy_mj"]
@@ -167,18 +185,19 @@ def main() -> None:
     for space in spaces:
         fractions = sorted(SEARCHED_ROWS[name][1] for name in searched if SEARCHED_ROWS[name][0] == space)
         budgets = [round(fraction * base_energy, 6) for fraction in fractions]
-        out = work / f"search-{space}"
+        out = work / f"search-{space}{tag}"
         for name in searched:
             if SEARCHED_ROWS[name][0] == space:  # shiftadd-search writes one folder per budget when given several
                 budget = f"budget-{round(SEARCHED_ROWS[name][1] * base_energy, 6):g}"
                 subnets[name] = (out / budget if len(budgets) > 1 else out) / "best.yml"
         if not all(subnets[name].exists() for name in searched if SEARCHED_ROWS[name][0] == space):
-            jobs[out.name] = [BIN / "shiftadd-search", data, "--path", work / f"supernet-{space}/checkpoint_best.pt",
+            jobs[out.name] = [BIN / "shiftadd-search", data, "--path", work / f"supernet-{space}{tag}/checkpoint_best.pt",
                               "--search-space", SPACES[space], "--energy-mj", ",".join(f"{b:g}" for b in budgets),
                               *EVOLUTION, "--max-sentences-valid", str(args.valid_sentences), "--out", out, "--no-progress"]
     side_by_side(jobs, logs, args.at_once)
 
-    runs = {name: name if name == "baseline" or not args.lever else f"{name}+{args.lever}" for name in args.rows}
+    runs = {name: name + (tag if name in SEARCHED_ROWS else "") + (f"+{args.lever}" if args.lever and name != "baseline" else "")
+            for name in args.rows}
     jobs = {}
     for name, run in runs.items():
         if trained_updates(work / run) >= args.updates:
@@ -199,13 +218,13 @@ def main() -> None:
         subnet = load_subnet_file(subnets[name])
         scored = score(save / "checkpoint_best.pt", data, subnets[name], logs / f"score-{run}.log")
         rows.append({
-            "model": run, "levers": " ".join(args.extra) if name != "baseline" and args.extra else "-",
+            "model": run, "levers": levers(name, args),
             "energy_mj_32": coster.energy_mj(subnet, bits=32), "energy_mj_8": coster.energy_mj(subnet, bits=8),
             "accelerator_mj_32": coster.energy_mj(subnet, bits=32, hardware="accelerator"),
             "params_m": coster.params(subnet) / 1e6, "valid_loss": curve, "updates": max(curve, default=0),
             "sacrebleu": scored["sacrebleu"], "signature": scored["signature"],
         })
-    table = "ladder" if not args.lever else f"ladder+{args.lever}"
+    table = "ladder" + tag + (f"+{args.lever}" if args.lever else "")
     (work / f"{table}.json").write_text(json.dumps(rows, indent=1))
     plot(curves, work / f"{table}_curves.png")
     marks = (500, 1000)
