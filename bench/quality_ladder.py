@@ -175,8 +175,8 @@ def main() -> None:
     side_by_side({
         f"supernet-{space}{tag}": [*train, "--task", "shiftadd_supernet_translation", "--arch", "shiftadd_supernet_wmt_en_de",
                                    "--search-space", SPACES[space], "--sandwich", "--weight-sharing", "heterogeneous",
-                                   *SUPERNET_LEVERS.get(args.supernet_lever, []),
-                                   *recipe(work / f"supernet-{space}{tag}", args.supernet_updates, args.supernet_warmup)]
+                                   *recipe(work / f"supernet-{space}{tag}", args.supernet_updates, args.supernet_warmup),
+                                   *SUPERNET_LEVERS.get(args.supernet_lever, [])]  # after the recipe's --criterion
         for space in spaces if trained_updates(work / f"supernet-{space}{tag}") < args.supernet_updates
     }, logs, args.at_once, append=True)
 
@@ -202,8 +202,10 @@ def main() -> None:
     for name, run in runs.items():
         if trained_updates(work / run) >= args.updates:
             continue
-        arch = BASELINE_ARCH if name == "baseline" else ["--arch", "shiftadd_transformer", "--subnet", subnets[name], *args.extra]
-        jobs[run] = [*train, *arch, *recipe(work / run, args.updates)]
+        if name == "baseline":
+            jobs[run] = [*train, *BASELINE_ARCH, *recipe(work / run, args.updates)]
+        else:  # the lever's options last: the recipe's own (--criterion) would otherwise override them
+            jobs[run] = [*train, "--arch", "shiftadd_transformer", "--subnet", subnets[name], *recipe(work / run, args.updates), *args.extra]
     side_by_side(jobs, logs, args.at_once, append=True)
     if args.no_score:
         return
