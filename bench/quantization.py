@@ -89,9 +89,6 @@ def multi30k(args: argparse.Namespace) -> None:
     logs.mkdir(parents=True, exist_ok=True)
     models = {}
     for name, checkpoint, subnet in args.model:
-        for path in (checkpoint, subnet):
-            if not Path(path).is_file():
-                sys.exit(f"quantization: --model {name}: {path} does not exist")
         frozen = work / name / "float.pt"  # a copy: the run it came from may go on training
         if not frozen.is_file():
             frozen.parent.mkdir(parents=True, exist_ok=True)
@@ -116,17 +113,17 @@ def multi30k(args: argparse.Namespace) -> None:
     baseline = coster.energy_mj(load_subnet_file(str(BASELINE_SUBNET)), bits=32)
     rows = []
     for name, (frozen, subnet) in models.items():
+        layout = load_subnet_file(str(subnet))
         for label, checkpoint, bits, updates in (
             ("float", frozen, 32, 0), ("float, fine-tuned", work / name / "float-ft/checkpoint_best.pt", 32, args.finetune_updates),
             ("8-bit, fine-tuned", work / name / "q8/checkpoint_best.pt", 8, args.finetune_updates),
         ):
             scored = score(checkpoint, data, subnet, logs / f"score-{name}-{bits}-{updates}.log")
-            layout = load_subnet_file(str(subnet))
+            energy = coster.energy_mj(layout, bits=bits)
             rows.append({
                 "model": name, "precision": label, "finetune_updates": updates, "sacrebleu": scored["sacrebleu"],
-                "energy_mj": coster.energy_mj(layout, bits=bits),
-                "accelerator_mj": coster.energy_mj(layout, bits=bits, hardware="accelerator"),
-                "energy_vs_float_baseline": coster.energy_mj(layout, bits=bits) / baseline, "signature": scored["signature"],
+                "energy_mj": energy, "accelerator_mj": coster.energy_mj(layout, bits=bits, hardware="accelerator"),
+                "energy_vs_float_baseline": energy / baseline, "signature": scored["signature"],
             })
     (work / "quantization.json").write_text(json.dumps(rows, indent=1))
     lines = ["| model | precision | fine-tuning updates | sacreBLEU | op-count energy mJ | vs float baseline | accelerator mJ |",
@@ -158,6 +155,10 @@ def main() -> None:
     if args.multi30k:
         if not args.model:
             parser.error("--multi30k needs at least one --model NAME FLOAT_CKPT SUBNET_YAML")
+        for name, checkpoint, subnet in args.model:
+            for path in (checkpoint, subnet):
+                if not Path(path).is_file():
+                    parser.error(f"--model {name}: {path} does not exist")
         multi30k(args)
     else:
         overhead(args)

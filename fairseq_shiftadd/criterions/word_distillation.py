@@ -76,11 +76,10 @@ class WordDistillationCriterion(LabelSmoothedCrossEntropyCriterion):
     def teacher_log_probs(self, sample) -> torch.Tensor:
         """(target tokens, vocab) log-probabilities of the teacher, computed once per sample (a sandwich
         update scores one sample with several subnets); in place, those the largest subnet left."""
-        if self.in_place:
-            if self._cached is None or self._cached[0] is not sample:
-                raise RuntimeError("in-place distillation: the update's largest subnet must run before the others")
-            return self._cached[1]
-        if self._cached is None or self._cached[0] is not sample:
+        fresh = self._cached is not None and self._cached[0] is sample
+        if self.in_place and not fresh:
+            raise RuntimeError("in-place distillation: the update's largest subnet must run before the others")
+        if not fresh:
             teacher = self._teacher[0]
             device = sample["target"].device
             if next(teacher.parameters()).device != device:
