@@ -25,7 +25,6 @@ from fairseq.criterions.label_smoothed_cross_entropy import (
     LabelSmoothedCrossEntropyCriterionConfig,
 )
 
-from ..checkpoint_compat import load_weights_only
 from ..errors import InvalidInput, MissingInput
 
 
@@ -42,18 +41,26 @@ class WordDistillationConfig(LabelSmoothedCrossEntropyCriterionConfig):
 IN_PLACE_TEACHER = "largest"
 
 
+def teacher_vocabulary_size(model_state: dict[str, torch.Tensor]) -> int | None:
+    """Rows of the teacher's output projection (its decoder's embedding when they are shared); None if it has neither."""
+    for key in ("decoder.output_projection.weight", "decoder.embed_tokens.weight"):
+        if key in model_state:
+            return model_state[key].shape[0]
+    return None
+
+
 def load_teacher(path: str, task) -> torch.nn.Module:
     """The teacher model in eval mode, frozen; its dictionary must be the task's."""
     if not path:
         raise InvalidInput("--criterion word_distillation needs --teacher CHECKPOINT")
     if not Path(path).is_file():
         raise MissingInput(f"--teacher {path} does not exist")
-    state = load_weights_only(path)
-    models, _ = checkpoint_utils.load_model_ensemble([path], task=task, state=state)
-    teacher = models[0].eval()
-    output_size = teacher.decoder.output_projection.out_features if hasattr(teacher.decoder, "output_projection") else None
+    state = checkpoint_utils.load_checkpoint_to_cpu(path)  # weights-only (checkpoint_compat), upgraded to a cfg
+    output_size = teacher_vocabulary_size(state["model"])
     if output_size is not None and output_size != len(task.target_dictionary):
         raise InvalidInput(f"--teacher {path} predicts {output_size} words, the data's dictionary has {len(task.target_dictionary)}")
+    models, _ = checkpoint_utils.load_model_ensemble([path], task=task, state=state)
+    teacher = models[0].eval()
     for parameter in teacher.parameters():
         parameter.requires_grad_(False)
     return teacher

@@ -51,6 +51,26 @@ def test_in_place_distillation_changes_the_sandwich_students_loss_not_the_larges
     assert in_place["loss_smallest"] != plain["loss_smallest"]
 
 
+def test_word_distillation_from_a_trained_fairseq_transformer_teacher(toy_data: Path, tmp_path: Path) -> None:
+    """``--teacher CKPT`` loads a checkpoint fairseq-train wrote (weights-only) and changes the student's first update."""
+    run(["fairseq-train", str(toy_data), "--arch", "transformer", "--encoder-layers", "1", "--decoder-layers", "1",
+         "--encoder-embed-dim", "32", "--decoder-embed-dim", "32", "--encoder-ffn-embed-dim", "64",
+         "--decoder-ffn-embed-dim", "64", "--encoder-attention-heads", "2", "--decoder-attention-heads", "2",
+         "--save-dir", str(tmp_path / "teacher"), "--max-update", "5", *TRAIN_FLAGS])
+    subnet_file = tmp_path / "subnet.yml"
+    write_subnet(SearchSpace.from_file(SPACE_FILE).representative_hybrid(), subnet_file)
+
+    def first_update(name: str, *criterion: str) -> float:
+        out = run(["fairseq-train", str(toy_data), "--user-dir", "fairseq_shiftadd", "--arch", "shiftadd_transformer",
+                   "--subnet", str(subnet_file), "--save-dir", str(tmp_path / name), "--max-update", "1", *TRAIN_FLAGS,
+                   "--log-interval", "1", *criterion])
+        line = next(line for line in (out.stdout + out.stderr).splitlines() if "train_inner" in line or "| train |" in line)
+        return float(re.search(r" loss[= ]([\d.]+)", line).group(1))
+
+    distilled = first_update("distilled", "--criterion", "word_distillation", "--teacher", str(tmp_path / "teacher" / "checkpoint_last.pt"))
+    assert distilled != first_update("plain")
+
+
 def test_generate_with_a_subnet_and_with_its_exported_standalone_model(supernet_dir: Path, toy_data: Path, tmp_path: Path) -> None:
     space = SearchSpace.from_file(SPACE_FILE)
     subnet_file = tmp_path / "hybrid.yml"
