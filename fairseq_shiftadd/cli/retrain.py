@@ -9,6 +9,10 @@ after the positionals is passed on and overrides the recipe.
 Checkpoints are selected on the validation loss only: the test split may not be a validation
 subset (the public code picked its best epoch by test BLEU). ``--average-last N`` averages the
 last N epoch checkpoints into ``OUT/checkpoint_avg_lastN.pt`` after training.
+
+``--teacher CKPT`` retrains with word-level knowledge distillation from a trained model with the same
+dictionary (``--criterion word_distillation``, README); its effect on Multi30k is
+measured in BENCHMARKS.md (issue 20).
 """
 from __future__ import annotations
 
@@ -41,12 +45,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-tokens", type=int, default=4096, help="tokens per batch")
     parser.add_argument("--valid-subset", default="valid", help="validation subset(s) for checkpoint selection")
     parser.add_argument("--average-last", type=int, default=0, help="average the last N epoch checkpoints (0: off)")
+    parser.add_argument("--teacher", default="", help="distil from this trained checkpoint (same dictionary); "
+                                                      "empty: the paper's plain label-smoothed recipe")
+    parser.add_argument("--distill-weight", type=float, default=0.5, help="with --teacher: weight of the teacher's "
+                                                                          "distribution in the training loss")
     return parser
 
 
 def train_command(args: argparse.Namespace, extra: Sequence[str]) -> list[str]:
     """The fairseq-train command line: the recipe first, so that ``extra`` options override it."""
     keep = ["--keep-last-epochs", str(args.average_last)] if args.average_last else ["--no-epoch-checkpoints"]
+    distil = (["--criterion", "word_distillation", "--teacher", args.teacher, "--distill-weight", str(args.distill_weight)]
+              if args.teacher else [])
     return [
         sys.executable, "-m", "fairseq_cli.train", args.data,
         "--user-dir", USER_DIR, "--task", "translation",
@@ -54,7 +64,7 @@ def train_command(args: argparse.Namespace, extra: Sequence[str]) -> list[str]:
         *retrain_recipe(str(args.lr), args.warmup_updates, args.max_update),
         "--max-tokens", str(args.max_tokens),
         "--valid-subset", args.valid_subset, "--best-checkpoint-metric", "loss",
-        "--save-dir", args.out, *keep,
+        "--save-dir", args.out, *keep, *distil,
         *extra,
     ]
 
@@ -70,6 +80,10 @@ def check(args: argparse.Namespace) -> None:
         raise InvalidInput(
             f"--warmup-updates ({args.warmup_updates}) must be >= 0 and below --max-update ({args.max_update})"
         )
+    if args.teacher and not Path(args.teacher).is_file():
+        raise MissingInput(f"--teacher {args.teacher} does not exist")
+    if not 0.0 <= args.distill_weight <= 1.0:
+        raise InvalidInput(f"--distill-weight must be in [0, 1], got {args.distill_weight}")
     if args.average_last < 0:
         raise InvalidInput(f"--average-last must be >= 0, got {args.average_last}")
 

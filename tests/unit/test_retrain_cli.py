@@ -1,0 +1,49 @@
+"""shiftadd-retrain: the fairseq-train command it builds, and bad input as one line with exit 2."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from fairseq_shiftadd.cli import retrain
+from fairseq_shiftadd.space import SearchSpace, write_subnet
+
+
+@pytest.fixture
+def inputs(tmp_path: Path) -> tuple[str, str]:
+    subnet = tmp_path / "subnet.yml"
+    write_subnet(SearchSpace.from_file("configs/spaces/tiny.yml").smallest(), subnet)
+    (tmp_path / "data").mkdir()
+    return str(subnet), str(tmp_path / "data")
+
+
+def command(*argv: str) -> list[str]:
+    args, extra = retrain.build_parser().parse_known_args(list(argv))
+    return retrain.train_command(args, extra)
+
+
+def value_of(cmd: list[str], flag: str) -> str:
+    """The value fairseq-train sees: argparse keeps the last occurrence of a flag."""
+    return cmd[len(cmd) - 1 - cmd[::-1].index(flag) + 1]
+
+
+def test_teacher_switches_the_criterion_to_word_distillation_and_extra_options_still_win(inputs, tmp_path):
+    subnet, data = inputs
+    assert value_of(command(subnet, data, "out"), "--criterion") == "label_smoothed_cross_entropy"
+    teacher = command(subnet, data, "out", "--teacher", "t.pt", "--distill-weight", "0.7")
+    assert value_of(teacher, "--criterion") == "word_distillation"
+    assert value_of(teacher, "--teacher") == "t.pt" and value_of(teacher, "--distill-weight") == "0.7"
+    overridden = command(subnet, data, "out", "--teacher", "t.pt", "--criterion", "label_smoothed_cross_entropy")
+    assert value_of(overridden, "--criterion") == "label_smoothed_cross_entropy"
+
+
+@pytest.mark.parametrize("flags, named", [(["--teacher", "missing.pt"], "--teacher"),
+                                          (["--teacher", "TEACHER", "--distill-weight", "2"], "--distill-weight")])
+def test_bad_teacher_settings_are_one_line_with_exit_2(inputs, tmp_path, capsys, flags, named):
+    subnet, data = inputs
+    (tmp_path / "TEACHER").write_bytes(b"")
+    flags = [str(tmp_path / f) if f == "TEACHER" else f for f in flags]
+    assert retrain.main([subnet, data, str(tmp_path / "out"), *flags]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and named in lines[0]
+    assert not (tmp_path / "out").exists()
