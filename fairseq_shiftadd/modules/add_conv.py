@@ -5,13 +5,14 @@ channels, softmax over K, DropConnect) with the multiply replaced by AdderNet's 
 distance: y[t, b, c] = -sum_j |x[t + j - p, b, c] - w[h(c), j]|, h(c) = c // (C // num_heads),
 p = K // 2 ("same") or K - 1 ("causal").
 
-Taps that fall outside the sequence contribute nothing (they are masked, not zero-padded), so an
-output never depends on padding, and one-step incremental decoding computes exactly what the
-full causal pass computes. The C++ kernel on CPU (csrc/add_conv.cpp, see kernels.py) and the
+Taps that fall outside the sequence contribute nothing (they are masked, not zero-padded), and
+so do taps on padded steps inside a batch (``padding_mask``): a zero input would add -|0 - w| = -|w|
+to the sum, which :func:`padded_tap_sum` adds back. An output therefore never depends on padding
+or on what else is in the batch, and one-step incremental decoding computes exactly what the full
+causal pass computes. The C++ kernel on CPU (csrc/add_conv.cpp, see kernels.py) and the
 Triton kernels on CUDA (triton_add.py) never hold a (T, B, C, K) tensor; the pure-torch fallback
 does. add_backend.py chooses, and sets the precision (float16/bfloat16 accumulate in float32).
-Like fairseq's convolutions, padded positions inside a batch must be zeroed by the caller
-beforehand. Gradients follow AdderNet: dL/dw = sum (x - w) g (full precision),
+Gradients follow AdderNet: dL/dw = sum (x - w) g (full precision),
 dL/dx = sum HardTanh(w - x) g.
 """
 from __future__ import annotations
@@ -89,6 +90,20 @@ def add_conv(x: Tensor, weight: Tensor, steps: int, padding: int) -> Tensor:
     return _AddConvFunction.apply(x, weight, steps, padding, select_backend(x, weight), result_dtype)
 
 
+def padded_tap_sum(padding_mask: Tensor, weight: Tensor, steps: int, padding: int) -> Tensor:
+    """sum_j pad[b, t + j - padding] * |weight[c, j]|: (B, S) bool, (C, K) -> (steps, B, C).
+
+    What the zeroed padded steps of x add to -sum_j |x - w|, to be added back. Its weight gradient
+    is w per padded tap, which cancels AdderNet's (0 - w) g of the same tap, so padded steps leave
+    the weight gradient untouched too.
+    """
+    half_square = weight * weight / 2
+    taps = weight.detach().abs() + (half_square - half_square.detach())  # value |w|, gradient w
+    mask = padding_mask.to(taps.dtype).unsqueeze(1)  # (B, 1, S)
+    right = steps + weight.shape[1] - 1 - padding - mask.shape[-1]
+    return F.conv1d(F.pad(mask, (padding, right)), taps.unsqueeze(1)).permute(2, 0, 1)
+
+
 @with_incremental_state
 class AddConv1d(nn.Module):
     """Lightweight add convolution over time-first input (T, B, C), any C divisible by num_heads.
@@ -140,26 +155,40 @@ class AddConv1d(nn.Module):
         weight = F.dropout(weight, self.weight_dropout, self.training)
         return weight.repeat_interleave(channels // self.num_heads, dim=0)
 
-    def forward(self, x: Tensor, incremental_state: dict | None = None) -> Tensor:
-        """x: (T, B, C), or (1, B, C) one step with incremental_state (causal only) -> same shape."""
+    def forward(self, x: Tensor, incremental_state: dict | None = None, padding_mask: Tensor | None = None) -> Tensor:
+        """x: (T, B, C), or (1, B, C) one step with incremental_state (causal only) -> same shape.
+
+        padding_mask: (B, T), True on padded steps; their taps contribute nothing, like taps outside x.
+        """
         if x.dim() != 3:
             raise ValueError(f"x must be (T, B, C), got shape {tuple(x.shape)}")
         weight = self.channel_weight(x.shape[2]).to(x.dtype)
         if incremental_state is not None:
             return self._step(x, weight, incremental_state)
-        return self._conv(x, weight, x.shape[0], self.padding_left)
+        if padding_mask is not None and not padding_mask.any():
+            padding_mask = None
+        if padding_mask is not None:
+            x = x.masked_fill(padding_mask.transpose(0, 1).unsqueeze(-1), 0.0)
+        return self._conv(x, weight, x.shape[0], self.padding_left, padding_mask)
 
-    def _conv(self, x: Tensor, weight: Tensor, steps: int, padding: int) -> Tensor:
-        """add_conv, or s * (its integer sum) on one shared N-bit grid of x and weight when quantised."""
+    def _conv(self, x: Tensor, weight: Tensor, steps: int, padding: int, padding_mask: Tensor | None = None) -> Tensor:
+        """add_conv, or s * (its integer sum) on one shared N-bit grid of x and weight when quantised;
+        x is zero on the steps ``padding_mask`` marks, whose taps are added back."""
         quantizer = self.quant.site("input")
         if quantizer is None:
-            return add_conv(x, weight, steps, padding)
+            y = add_conv(x, weight, steps, padding)
+            return y if padding_mask is None else y + padded_tap_sum(padding_mask, weight, steps, padding).to(y.dtype)
         scale = shared_scale(quantizer, x, weight)
         x_int, w_int = to_grid(x, scale, quantizer.options), to_grid(weight, scale, quantizer.options)
         if quantizer.options.integer and not self.training:
-            diff = _masked_diff(x_int.to(torch.int32), w_int.to(torch.int32), steps, padding)
-            return -diff.abs().sum(-1, dtype=torch.int32).to(x.dtype) * scale
-        return add_conv(x_int, w_int, steps, padding) * scale
+            total = -_masked_diff(x_int.to(torch.int32), w_int.to(torch.int32), steps, padding).abs().sum(-1, dtype=torch.int32)
+            if padding_mask is not None:  # integers below 2^24: exact in float32
+                total = total + padded_tap_sum(padding_mask, w_int.float(), steps, padding).to(torch.int32)
+            return total.to(x.dtype) * scale
+        y = add_conv(x_int, w_int, steps, padding)
+        if padding_mask is not None:
+            y = y + padded_tap_sum(padding_mask, w_int, steps, padding).to(y.dtype)
+        return y * scale
 
     def _step(self, x: Tensor, weight: Tensor, incremental_state: dict) -> Tensor:
         """One decoding step on the last K - 1 inputs kept in incremental_state."""

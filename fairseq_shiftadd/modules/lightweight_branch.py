@@ -100,7 +100,10 @@ class LightweightBranches(nn.Module):
             h = h.masked_fill(padding_mask.transpose(0, 1).unsqueeze(-1), 0.0)
         if kind == "conv" and quant("conv") is not None:  # the filter's taps quantise themselves
             h = fake_quantize_input(h, quant("conv"))
-        h = self.filters[kind](h, incremental_state=incremental_state)
+        if kind == "conv":
+            h = self.filters[kind](h, incremental_state=incremental_state)
+        else:  # an add filter must also skip the zeroed steps' taps: -|0 - w| is not nothing
+            h = self.filters[kind](h, incremental_state=incremental_state, padding_mask=padding_mask)
         return elastic_linear(h, self.linear2[self._owner(kind)], dim, quant("linear2"))
 
     def cost_ops(self, prefix: str, layer: str, kind: str, tokens: int, dim: int) -> list[OpRecord]:

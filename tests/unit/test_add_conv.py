@@ -60,6 +60,27 @@ def test_batch_first_input_transposed_and_no_softmax():
     torch.testing.assert_close(y, reference(x_bf.transpose(0, 1), conv.weight, "same", weight_softmax=False).detach())
 
 
+@pytest.mark.parametrize("padding", ["same", "causal"])
+def test_padded_steps_count_as_outside_the_sequence_values_and_gradients(backend, padding):
+    """A sequence left-padded in a batch (pads hold garbage) gives the values and AdderNet gradients
+    of the same sequence alone: a padded step's taps contribute nothing, as taps outside x."""
+    torch.manual_seed(5)
+    conv = AddConv1d(2, 5, padding).double()
+    alone = torch.randn(4, 1, 6, dtype=torch.float64, requires_grad=True)
+    garbage = torch.randn(3, 1, 6, dtype=torch.float64)
+    padded = torch.cat([garbage, alone.detach()]).requires_grad_()
+    mask = torch.tensor([[True] * 3 + [False] * 4])
+    grad = torch.randn(4, 1, 6, dtype=torch.float64)
+    conv(alone).backward(grad)
+    w_grad_alone, conv.weight.grad = conv.weight.grad, None
+    y = conv(padded, padding_mask=mask)
+    y[3:].backward(grad)
+    torch.testing.assert_close(y[3:], conv(alone))
+    torch.testing.assert_close(conv.weight.grad, w_grad_alone)
+    torch.testing.assert_close(padded.grad[3:], alone.grad)
+    assert torch.equal(padded.grad[:3], torch.zeros_like(garbage))
+
+
 def test_hand_computed_values():
     conv = AddConv1d(1, 3, "causal", weight_softmax=False)
     with torch.no_grad():

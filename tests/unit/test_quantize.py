@@ -88,6 +88,12 @@ def test_integer_add_conv_equals_the_fake_quantised_float_path_and_decodes_incre
         state: dict = {}
         steps = [conv_int(x[t : t + 1], incremental_state=state) for t in range(x.shape[0])]
         assert torch.equal(torch.cat(steps), y_float)
+    # Left-padded in a batch, the last sequence's real steps compute what they compute alone, on both paths.
+    mask = torch.zeros(3, 9, dtype=torch.bool)
+    mask[2, :4] = True
+    for path in (conv, conv_int):
+        assert torch.equal(path(x, padding_mask=mask)[4:, 2], path(x[4:, 2:3])[:, 0])
+    assert torch.equal(conv(x, padding_mask=mask), conv_int(x, padding_mask=mask))
 
 
 @pytest.mark.parametrize("causal", [False, True])

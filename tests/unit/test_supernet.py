@@ -14,7 +14,7 @@ from fairseq_shiftadd.data.sized_dictionary import dictionary_of_size
 from fairseq_shiftadd.models.export import export_subnet
 from fairseq_shiftadd.models.shiftadd_supernet import ShiftAddSupernet, ShiftAddSupernetConfig
 from fairseq_shiftadd.models.shiftadd_transformer import ShiftAddTransformer, ShiftAddTransformerConfig
-from fairseq_shiftadd.space import DECODER_BLOCKS, FFN_TYPES, SearchSpace
+from fairseq_shiftadd.space import DECODER_BLOCKS, ENCODER_BLOCKS, FFN_TYPES, SearchSpace
 
 SPACE = SearchSpace.from_file("configs/spaces/tiny.yml")
 
@@ -59,6 +59,20 @@ def test_incremental_decoding_runs_the_training_operators(block: str, ffn: str) 
         state: dict = {}
         steps = [model.decoder(tgt[:, : t + 1], encoder_out, incremental_state=state)[0] for t in range(tgt.size(1))]
     torch.testing.assert_close(torch.cat(steps, dim=1), full, rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("block", ENCODER_BLOCKS)
+def test_a_left_padded_source_encodes_as_it_does_alone(block: str) -> None:
+    """Padding never leaks into an encoder's real steps: a sentence in a batch with a longer one
+    (left-padded, as fairseq batches sources) encodes exactly as the sentence alone."""
+    model = supernet("heterogeneous")
+    base = SPACE.sample(random.Random(block))
+    model.set_subnet(dataclasses.replace(base, encoder_block_types=(block,) * base.encoder_layer_num))
+    src, lengths, _ = batch()
+    with torch.no_grad():
+        batched = model.encoder(src, lengths)["encoder_out"][0]
+        alone = model.encoder(src[:1, 2:], lengths[:1])["encoder_out"][0]
+    torch.testing.assert_close(batched[2:, :1], alone, rtol=1e-12, atol=1e-12)
 
 
 def test_incremental_state_follows_beam_reordering() -> None:
