@@ -7,9 +7,12 @@ call, median of ``--repeats`` after one warm-up. Prints the 8-bit / float time r
 ``--multi30k --model NAME FLOAT_CKPT SUBNET_YAML ...``: each float checkpoint (copied to WORK/NAME/float.pt,
 so the run it came from may go on) is fine-tuned ``--finetune-updates`` updates with ``--quant-bits 8``
 and, as the control at equal updates, in float (fairseq's ``--finetune-from-model``: weights only,
-fresh optimizer and schedule; the runs resume from their checkpoint_last.pt). All three are scored
-(sacreBLEU on test_2016_flickr of checkpoint_best.pt, selected on validation) and costed, 8-bit at 8
-bits: WORK/quantization.md and .json. Hours of CPU; see BENCHMARKS.md.
+fresh optimizer and schedule; the runs resume from their checkpoint_last.pt). The float checkpoint and
+the float control are also calibrated to 8 bits without changing a weight (post-training quantisation:
+``--quant-bits 8 --lr 0``, ``--calibration-batches`` training batches set the running input ranges;
+docs/quantization.md). All five are scored (sacreBLEU on test_2016_flickr of checkpoint_best.pt,
+selected on validation) and costed, 8-bit at 8 bits: WORK/quantization.md and .json. Hours of CPU;
+see BENCHMARKS.md.
 
     .venv/bin/python bench/quantization.py --multi30k --work /work/m30k-quant \\
         --model subnet /work/m30k-ladder/subnet/checkpoint_best.pt /work/m30k-ladder/subnets/subnet.yml \\
@@ -76,10 +79,21 @@ def overhead(args: argparse.Namespace) -> None:
     print(f"  8-bit / float: {median['8-bit'] / median['float']:.2f}x")
 
 
+def scored_once(checkpoint: Path, data: Path, subnet: Path, log: Path) -> dict:
+    """scripts/score.sh's summary; a log newer than the checkpoint is reused (an 8-bit decode is minutes)."""
+    from quality_multi30k import score
+
+    if log.is_file() and log.stat().st_mtime > checkpoint.stat().st_mtime:
+        last = log.read_text().strip().splitlines()[-1:]
+        if last and last[0].startswith("{"):
+            return json.loads(last[0])
+    return score(checkpoint, data, subnet, log)
+
+
 def multi30k(args: argparse.Namespace) -> None:
-    """Fine-tune every ``--model`` to 8 bits and, as the control at equal updates, in float; score all three."""
+    """Fine-tune every ``--model`` to 8 bits and, as the control at equal updates, in float; calibrate both to 8 bits; score all five."""
     from quality_ladder import trained_updates
-    from quality_multi30k import BIN, multi30k_recipe, score, side_by_side
+    from quality_multi30k import BIN, multi30k_recipe, side_by_side
 
     from fairseq_shiftadd.data.sized_dictionary import data_vocab_size
     from fairseq_shiftadd.hardware.costing import SubnetCoster
@@ -108,17 +122,32 @@ def multi30k(args: argparse.Namespace) -> None:
                     "--lr", str(args.lr),
                 ]
     side_by_side(jobs, logs, args.at_once, append=True)
+    calibrations = {}
+    for name, (frozen, subnet) in models.items():
+        for run, source in ((f"{name}/q8-calibrated", frozen), (f"{name}/float-ft-q8-calibrated", work / name / "float-ft/checkpoint_best.pt")):
+            save = work / run
+            if trained_updates(save) < args.calibration_batches:
+                calibrations[run.replace("/", "-")] = [
+                    BIN / "fairseq-train", data, "--user-dir", "fairseq_shiftadd", "--arch", "shiftadd_transformer",
+                    "--subnet", subnet, "--finetune-from-model", source, "--quant-bits", "8",
+                    *multi30k_recipe(save, ["--max-update", str(args.calibration_batches)]),
+                    "--lr", "0", "--lr-scheduler", "fixed",
+                ]
+    side_by_side(calibrations, logs, args.at_once, append=True)
 
     coster = SubnetCoster(None, vocab_size=data_vocab_size(data))
     baseline = coster.energy_mj(load_subnet_file(str(BASELINE_SUBNET)), bits=32)
     rows = []
     for name, (frozen, subnet) in models.items():
         layout = load_subnet_file(str(subnet))
-        for label, checkpoint, bits, updates in (
-            ("float", frozen, 32, 0), ("float, fine-tuned", work / name / "float-ft/checkpoint_best.pt", 32, args.finetune_updates),
-            ("8-bit, fine-tuned", work / name / "q8/checkpoint_best.pt", 8, args.finetune_updates),
+        for label, run, bits, updates in (
+            ("float", "float", 32, 0), ("float, fine-tuned", "float-ft", 32, args.finetune_updates),
+            ("8-bit, fine-tuned", "q8", 8, args.finetune_updates),
+            ("8-bit, calibrated", "q8-calibrated", 8, 0),
+            ("8-bit, float fine-tuned then calibrated", "float-ft-q8-calibrated", 8, args.finetune_updates),
         ):
-            scored = score(checkpoint, data, subnet, logs / f"score-{name}-{bits}-{updates}.log")
+            checkpoint = frozen if run == "float" else work / name / run / "checkpoint_best.pt"
+            scored = scored_once(checkpoint, data, subnet, logs / f"score-{name}-{run}.log")
             energy = coster.energy_mj(layout, bits=bits)
             rows.append({
                 "model": name, "precision": label, "finetune_updates": updates, "sacrebleu": scored["sacrebleu"],
@@ -150,6 +179,8 @@ def main() -> None:
     parser.add_argument("--finetune-updates", type=int, default=200, help="updates of each fine-tuning (8-bit and float control)")
     parser.add_argument("--lr", type=float, default=5e-4, help="peak learning rate of the fine-tunings")
     parser.add_argument("--warmup", type=int, default=50, help="learning-rate warm-up updates of the fine-tunings")
+    parser.add_argument("--calibration-batches", type=int, default=30,
+                        help="training batches that calibrate the 8-bit input ranges of a float model (no weight changes)")
     parser.add_argument("--at-once", type=int, default=2, help="fine-tunings at a time, one thread each (cores)")
     args = parser.parse_args()
     if args.multi30k:

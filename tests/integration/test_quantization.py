@@ -60,6 +60,18 @@ def test_float_subnet_fine_tuned_to_8_bits_generates_what_the_integer_path_compu
     cost = json.loads(run(["shiftadd-cost", str(checkpoint), "--json"]).stdout)
     assert cost["total"]["energy_mj"] == json.loads(run(["shiftadd-cost", str(subnet), "--bits", "8", "--json"]).stdout)["total"]["energy_mj"]
 
+    # Calibration only (docs/quantization.md): --lr 0 moves no weight; the batches set the running input ranges that
+    # fine-tuning sets (the quantisers of branches this subnet does not use stay 0 in both).
+    run([*common, "--save-dir", str(tmp_path / "calibrated"), "--max-update", "3", "--quant-bits", "8", "--finetune-from-model",
+         str(tmp_path / "float" / "checkpoint_last.pt"), *TRAIN_FLAGS, "--lr", "0", "--lr-scheduler", "fixed"])
+    before = torch.load(tmp_path / "float" / "checkpoint_last.pt", weights_only=False)["model"]
+    after = torch.load(tmp_path / "calibrated" / "checkpoint_last.pt", weights_only=False)["model"]
+    ranges = {k: v for k, v in after.items() if k.endswith("running_range")}
+    fine_tuned = torch.load(checkpoint, weights_only=False)["model"]
+    assert any(float(v) > 0 for v in ranges.values())
+    assert {k: float(v) > 0 for k, v in ranges.items()} == {k: float(fine_tuned[k]) > 0 for k in ranges}
+    assert before.keys() == after.keys() - ranges.keys() and all(torch.equal(before[k], after[k]) for k in before)
+
 
 def test_supernet_trains_in_8_bits_and_exports_an_8_bit_subnet(toy_data: Path, tmp_path: Path) -> None:
     run(["fairseq-train", str(toy_data), "--user-dir", "fairseq_shiftadd", "--task", "shiftadd_supernet_translation",
