@@ -9,6 +9,10 @@ Plain fairseq checkpoints hold one type besides tensors and containers, ``argpar
 (the legacy ``args``); the best-checkpoint bookkeeping may hold numpy scalars. We allow-list
 exactly these data-only types. A checkpoint holding anything else is refused with one line
 naming the file and the refused type; an empty or truncated file gets one line too.
+
+Every loaded checkpoint also passes through the upgrades registered with
+:func:`register_checkpoint_upgrade` (the models register theirs: models/config.py), so fairseq's
+loaders see an old checkpoint as it must be read today.
 """
 from __future__ import annotations
 
@@ -17,7 +21,7 @@ import os
 import pickle
 import re
 import types
-from typing import IO, Any
+from typing import IO, Any, Callable
 
 import numpy as np
 import torch
@@ -35,6 +39,15 @@ def _numpy_scalar_types() -> list:
 
 
 SAFE_CHECKPOINT_GLOBALS: list = [argparse.Namespace, *_numpy_scalar_types()]
+
+
+_CHECKPOINT_UPGRADES: list[Callable[[dict], None]] = []
+
+
+def register_checkpoint_upgrade(upgrade: Callable[[dict], None]) -> Callable[[dict], None]:
+    """Decorator: ``upgrade(state)`` edits every loaded checkpoint dict in place (it must ignore the ones not its own)."""
+    _CHECKPOINT_UPGRADES.append(upgrade)
+    return upgrade
 
 
 def _file_name(source: str | os.PathLike | IO[bytes]) -> str:
@@ -57,7 +70,7 @@ def load_weights_only(source: str | os.PathLike | IO[bytes], map_location: Any =
     kwargs.pop("weights_only", None)  # never anything but True
     name = _file_name(source)
     try:
-        return torch.load(source, map_location=map_location, weights_only=True, **kwargs)
+        state = torch.load(source, map_location=map_location, weights_only=True, **kwargs)
     except pickle.UnpicklingError as err:
         text = str(err)
         if "Weights only load failed" in text:
@@ -71,6 +84,10 @@ def load_weights_only(source: str | os.PathLike | IO[bytes], map_location: Any =
         if isinstance(err, RuntimeError) and "PytorchStreamReader" not in str(err) and "zip" not in str(err):
             raise
         raise InvalidInput(f"checkpoint {name} is empty or truncated (was its writer killed?)") from None
+    if isinstance(state, dict):
+        for upgrade in _CHECKPOINT_UPGRADES:
+            upgrade(state)
+    return state
 
 
 class _WeightsOnlyTorch(types.ModuleType):

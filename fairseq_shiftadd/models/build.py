@@ -56,7 +56,7 @@ def build_hybrid_model(
         attention_dropout=cfg.attention_dropout,
         activation_dropout=cfg.activation_dropout,
         weight_dropout=cfg.weight_dropout,
-        recipe=OperatorRecipe(cfg.shift_parametrization, cfg.add_weight_scale, cfg.add_output_gain),
+        recipe=OperatorRecipe(cfg.shift_parametrization, cfg.add_weight_scale, cfg.add_output_gain, cfg.add_conv_padding),
         quant=QuantOptions(cfg.quant_bits, cfg.quant_grad_bits, cfg.quant_integer),
     )
     if cfg.share_all_embeddings:

@@ -7,8 +7,9 @@ from typing import Optional
 from fairseq.dataclass import ChoiceEnum, FairseqDataclass
 from omegaconf import OmegaConf, open_dict
 
+from ..checkpoint_compat import register_checkpoint_upgrade
 from ..modules.lightweight_branch import WEIGHT_DROPOUT
-from ..modules.operator_recipe import ADD_OUTPUT_GAINS, ADD_WEIGHT_SCALES
+from ..modules.operator_recipe import ADD_CONV_PADDINGS, ADD_OUTPUT_GAINS, ADD_WEIGHT_SCALES
 from ..modules.shift_linear import SHIFT_PARAMETRIZATIONS
 from ..space import WEIGHT_SHARING_MODES
 
@@ -16,6 +17,7 @@ WeightSharing = ChoiceEnum(list(WEIGHT_SHARING_MODES))
 ShiftParametrization = ChoiceEnum(list(SHIFT_PARAMETRIZATIONS))
 AddWeightScale = ChoiceEnum(list(ADD_WEIGHT_SCALES))
 AddOutputGain = ChoiceEnum(list(ADD_OUTPUT_GAINS))
+AddConvPadding = ChoiceEnum(list(ADD_CONV_PADDINGS))
 
 
 @dataclass
@@ -48,6 +50,12 @@ class HybridTransformerConfig(FairseqDataclass):
         metadata={"help": "initial gain of the LayerNorm that ends an add FFN: linear, 1/sqrt(18), the output std of a "
                   "multiplication FFN at initialisation (learns far faster per update); unit, LayerNorm's own 1 "
                   "(docs/operators.md)"},
+    )
+    add_conv_padding: AddConvPadding = field(
+        default="masked",
+        metadata={"help": "padded steps of a batch in the add convolutions: masked, their taps contribute nothing "
+                  "(a sentence encodes the same in any batch); zeros, they add -|w| per tap (what models trained "
+                  "before the option computed; their checkpoints keep it)"},
     )
     quant_bits: Optional[int] = field(
         default=None,
@@ -90,14 +98,31 @@ def record_in_config(cfg, key: str, value) -> None:
             setattr(target, key, value)
 
 
+# Options whose default changed what a trained model computes: a config saved before the option
+# existed gets the behaviour its model was trained with, not today's default.
+BEFORE_THE_OPTION = {"add_conv_padding": "zeros"}
+
+
+@register_checkpoint_upgrade
+def keep_trained_behaviour(state: dict) -> None:
+    """A checkpoint of our models saved before an option of :data:`BEFORE_THE_OPTION` existed gets the
+    behaviour it was trained with (fairseq would fill the option's missing key with today's default)."""
+    model_cfg = state["cfg"].get("model") if isinstance(state.get("cfg"), dict) else None
+    if isinstance(model_cfg, dict) and str(model_cfg.get("_name", "")).startswith("shiftadd_"):
+        for name, value in BEFORE_THE_OPTION.items():
+            model_cfg.setdefault(name, value)
+
+
 def fill_missing_options(cfg) -> None:
-    """Give every option of :class:`HybridTransformerConfig` that ``cfg`` lacks its default, in place.
+    """Give every option of :class:`HybridTransformerConfig` that ``cfg`` lacks a value, in place.
 
     A checkpoint saved before an option existed stores a model config without it; fairseq builds
-    the model from that config, so without this it fails on the missing key. The defaults keep such
-    checkpoints computing what they computed (the operators upgrade their old state dicts to match).
+    the model from that config, so without this it fails on the missing key. The values keep such
+    checkpoints computing what they computed: the default, or :data:`BEFORE_THE_OPTION` where the
+    default changed the computation (the operators upgrade their old state dicts to match).
     """
     for name, spec in HybridTransformerConfig.__dataclass_fields__.items():
         if name.startswith("_") or (name in cfg if OmegaConf.is_config(cfg) else hasattr(cfg, name)):
             continue
-        record_in_config(cfg, name, spec.default_factory() if spec.default_factory is not MISSING else spec.default)
+        default = spec.default_factory() if spec.default_factory is not MISSING else spec.default
+        record_in_config(cfg, name, BEFORE_THE_OPTION.get(name, default))

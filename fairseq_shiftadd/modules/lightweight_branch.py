@@ -57,7 +57,8 @@ class LightweightBranches(nn.Module):
         causal: decoder (pad K-1 on the left) or encoder ("same" padding).
         heads: filter heads (fixed per model, so channels stay elastic).
         weight_sharing: ``none`` or a sharing mode (linear1/linear2 shared across kinds).
-        recipe: how the shiftadd branch's shift layer is parametrised.
+        recipe: how the shiftadd branch's shift layer is parametrised, and whether the add filters
+            skip padded steps (``add_conv_padding``).
         quant: fixed-point options of the linears, the shift layer and the filters.
         weight_dropout: DropConnect probability on the temporal filters while training.
     """
@@ -72,6 +73,7 @@ class LightweightBranches(nn.Module):
         self.heads = heads
         self.kernel_size = kernel_size
         self.causal = causal
+        self.mask_padded_add_taps = recipe.add_conv_padding == "masked"
         owners = ["shared"] if weight_sharing != "none" else list(self.kinds)
         self.linear1 = nn.ModuleDict({owner: nn.Linear(dim, dim) for owner in owners})
         self.linear2 = nn.ModuleDict({owner: nn.Linear(dim, dim) for owner in owners})
@@ -100,10 +102,10 @@ class LightweightBranches(nn.Module):
             h = h.masked_fill(padding_mask.transpose(0, 1).unsqueeze(-1), 0.0)
         if kind == "conv" and quant("conv") is not None:  # the filter's taps quantise themselves
             h = fake_quantize_input(h, quant("conv"))
-        if kind == "conv":
-            h = self.filters[kind](h, incremental_state=incremental_state)
-        else:  # an add filter must also skip the zeroed steps' taps: -|0 - w| is not nothing
+        if kind != "conv" and self.mask_padded_add_taps:  # a zeroed step's tap adds -|0 - w|, not nothing
             h = self.filters[kind](h, incremental_state=incremental_state, padding_mask=padding_mask)
+        else:
+            h = self.filters[kind](h, incremental_state=incremental_state)
         return elastic_linear(h, self.linear2[self._owner(kind)], dim, quant("linear2"))
 
     def cost_ops(self, prefix: str, layer: str, kind: str, tokens: int, dim: int) -> list[OpRecord]:

@@ -20,6 +20,7 @@ from .shift_linear import SHIFT_PARAMETRIZATIONS
 
 ADD_WEIGHT_SCALES = ("input", "linear")
 ADD_OUTPUT_GAINS = ("unit", "linear")
+ADD_CONV_PADDINGS = ("masked", "zeros")
 # Output std of an nn.Linear FFN (fc1 -> ReLU -> fc2, PyTorch's default init) on a unit-variance
 # input: each linear keeps 1/3 of the second moment (weights U(-1/sqrt(fan_in), 1/sqrt(fan_in))),
 # ReLU half of it, so sqrt(1/3 * 1/2 * 1/3) = 1/sqrt(18). docs/operators.md, "Add FFNs".
@@ -38,11 +39,16 @@ class OperatorRecipe:
             residual stream): ``linear`` (1/sqrt(18), a multiplication FFN's output std at
             initialisation) or ``unit`` (LayerNorm's own 1: a unit-variance output, 4.2x a
             multiplication FFN's, which Adam takes hundreds of updates to shrink).
+        add_conv_padding: how an add convolution treats the padded steps of a batch: ``masked``,
+            their taps contribute nothing, as taps outside the sequence (a sentence encodes the same
+            in any batch); ``zeros``, they enter as zeros and add -|w| per tap (before 2026-12-04;
+            checkpoints saved without the option keep it, see models/config.py).
     """
 
     shift_parametrization: str = "latent"
     add_weight_scale: str = "input"
     add_output_gain: str = "linear"
+    add_conv_padding: str = "masked"
 
     def __post_init__(self) -> None:
         if self.shift_parametrization not in SHIFT_PARAMETRIZATIONS:
@@ -51,6 +57,8 @@ class OperatorRecipe:
             raise ValueError(f"add_weight_scale must be one of {ADD_WEIGHT_SCALES}, got {self.add_weight_scale!r}")
         if self.add_output_gain not in ADD_OUTPUT_GAINS:
             raise ValueError(f"add_output_gain must be one of {ADD_OUTPUT_GAINS}, got {self.add_output_gain!r}")
+        if self.add_conv_padding not in ADD_CONV_PADDINGS:
+            raise ValueError(f"add_conv_padding must be one of {ADD_CONV_PADDINGS}, got {self.add_conv_padding!r}")
 
     def add_gain(self, in_features: int) -> float:
         """The factor between an add layer's parameter and the weight it subtracts, for fan-in ``in_features``."""

@@ -73,6 +73,13 @@ def test_a_left_padded_source_encodes_as_it_does_alone(block: str) -> None:
         batched = model.encoder(src, lengths)["encoder_out"][0]
         alone = model.encoder(src[:1, 2:], lengths[:1])["encoder_out"][0]
     torch.testing.assert_close(batched[2:, :1], alone, rtol=1e-12, atol=1e-12)
+    if "add" in block:  # models trained before the fix keep what they computed: zeros enter the add filters
+        zeros = ShiftAddSupernet.build_model(ShiftAddSupernetConfig(weight_sharing="heterogeneous", add_conv_padding="zeros",
+                                                                   dropout=0.0, attention_dropout=0.0), fake_task()).double().eval()
+        zeros.load_state_dict(model.state_dict())
+        zeros.set_subnet(model.subnet)
+        with torch.no_grad():
+            assert not torch.allclose(zeros.encoder(src, lengths)["encoder_out"][0][2:, :1], alone)
 
 
 def test_incremental_state_follows_beam_reordering() -> None:
@@ -212,15 +219,34 @@ def test_supernet_and_standalone_subnet_under_autocast_bfloat16() -> None:
 
 def test_a_config_saved_before_newer_options_existed_builds_with_their_defaults() -> None:
     """fairseq builds a checkpoint's model from its saved cfg.model; one without the options added
-    since (operator recipe, quantisation) must build, with those options at their defaults."""
-    newer = ("shift_parametrization", "add_weight_scale", "add_output_gain", "quant_bits", "quant_grad_bits", "quant_integer")
+    since (operator recipe, quantisation) must build, with those options at their defaults, except
+    where the default changed what a trained model computes: there, the behaviour it was trained with."""
+    newer = ("shift_parametrization", "add_weight_scale", "add_output_gain", "quant_bits", "quant_grad_bits", "quant_integer",
+             "add_conv_padding")
     fields = {k: v for k, v in dataclasses.asdict(ShiftAddSupernetConfig()).items() if k not in newer}
     old_cfg = OmegaConf.create(fields)
     OmegaConf.set_struct(old_cfg, True)  # as fairseq hands it over: unknown keys raise
     torch.manual_seed(0)
     model = ShiftAddSupernet.build_model(old_cfg, fake_task())
-    assert [old_cfg[k] for k in newer] == [getattr(ShiftAddSupernetConfig(), k) for k in newer]
+    assert [old_cfg[k] for k in newer[:-1]] == [getattr(ShiftAddSupernetConfig(), k) for k in newer[:-1]]
+    assert old_cfg.add_conv_padding == "zeros" and ShiftAddSupernetConfig().add_conv_padding == "masked"
     assert sum(p.numel() for p in model.parameters()) == sum(p.numel() for p in supernet().parameters())
+
+
+def test_a_checkpoint_saved_before_masked_add_padding_loads_with_the_padding_it_was_trained_with(tmp_path) -> None:
+    """fairseq fills a saved cfg.model's missing keys with today's defaults; our checkpoint upgrade
+    runs first, so an old checkpoint of ours keeps ``zeros`` and every other one is left alone."""
+    from fairseq_shiftadd.checkpoint_compat import load_weights_only
+
+    cases = {"old": {"_name": "shiftadd_supernet", "weight_sharing": "none"},
+             "new": {"_name": "shiftadd_transformer", "weight_sharing": "none", "add_conv_padding": "masked"},
+             "fairseq": {"_name": "transformer"}}
+    loaded = {}
+    for name, model_cfg in cases.items():
+        torch.save({"cfg": {"model": model_cfg}, "model": {}}, tmp_path / f"{name}.pt")
+        loaded[name] = load_weights_only(tmp_path / f"{name}.pt")["cfg"]["model"]
+    assert loaded["old"]["add_conv_padding"] == "zeros" and loaded["new"]["add_conv_padding"] == "masked"
+    assert loaded["fairseq"] == {"_name": "transformer"}
 
 
 def test_an_8_bit_model_projects_onto_the_vocabulary_on_the_8_bit_grids() -> None:
