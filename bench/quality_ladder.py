@@ -102,6 +102,18 @@ def trained_updates(save: Path) -> int:
     return torch.load(last, map_location="cpu", weights_only=True)["optimizer_history"][-1]["num_updates"]
 
 
+def resumed_padding(save: Path) -> list:
+    """``--add-conv-padding`` of the run ``save`` resumes: what its checkpoint was trained with ("zeros" for
+    one saved before the option existed), so that no resumed run changes it midway; nothing for a new run."""
+    last = save / "checkpoint_last.pt"
+    if not last.is_file():
+        return []
+    from fairseq_shiftadd.checkpoint_compat import load_weights_only
+    import fairseq_shiftadd.models.config  # noqa: F401  (registers the checkpoint upgrade that fills in "zeros")
+
+    return ["--add-conv-padding", load_weights_only(last)["cfg"]["model"]["add_conv_padding"]]
+
+
 def write_fixed_subnet(changes: dict, out: Path) -> Path:
     subnet = yaml.safe_load(BASELINE_SUBNET.read_text())
     subnet.update(changes)
@@ -176,6 +188,7 @@ def main() -> None:
         f"supernet-{space}{tag}": [*train, "--task", "shiftadd_supernet_translation", "--arch", "shiftadd_supernet_wmt_en_de",
                                    "--search-space", SPACES[space], "--sandwich", "--weight-sharing", "heterogeneous",
                                    *recipe(work / f"supernet-{space}{tag}", args.supernet_updates, args.supernet_warmup),
+                                   *resumed_padding(work / f"supernet-{space}{tag}"),
                                    *SUPERNET_LEVERS.get(args.supernet_lever, [])]  # after the recipe's --criterion
         for space in spaces if trained_updates(work / f"supernet-{space}{tag}") < args.supernet_updates
     }, logs, args.at_once, append=True)
@@ -205,7 +218,8 @@ def main() -> None:
         if name == "baseline":
             jobs[run] = [*train, *BASELINE_ARCH, *recipe(work / run, args.updates)]
         else:  # the lever's options last: the recipe's own (--criterion) would otherwise override them
-            jobs[run] = [*train, "--arch", "shiftadd_transformer", "--subnet", subnets[name], *recipe(work / run, args.updates), *args.extra]
+            jobs[run] = [*train, "--arch", "shiftadd_transformer", "--subnet", subnets[name], *recipe(work / run, args.updates),
+                         *resumed_padding(work / run), *args.extra]
     side_by_side(jobs, logs, args.at_once, append=True)
     if args.no_score:
         return
