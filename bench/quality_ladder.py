@@ -22,7 +22,9 @@ Writes WORK/ladder.json, WORK/ladder.md (the table) and WORK/ladder_curves.png; 
 (``--lever kd --extra --criterion word_distillation --teacher ...``) trains ROW+kd runs and writes
 WORK/ladder+kd.*, the plain runs untouched. A supernet lever (``--supernet-lever inplace``: in-place
 distillation, ``--criterion word_distillation --teacher largest``) trains its own supernets, searches
-and searched rows, named NAME+inplace, and writes WORK/ladder+inplace.*.
+and searched rows, named NAME+inplace, and writes WORK/ladder+inplace.*. ``--subnet-file NAME=YAML``
+adds a row NAME that trains the given subnet with the same recipe (no supernet, no search), e.g. a
+searched subnet kept in ``configs/subnets/``.
 
     .venv/bin/python bench/quality_ladder.py --work /work/m30k-ladder --updates 1000
 """
@@ -40,6 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from quality_multi30k import BIN, EVOLUTION, REPO, cost, multi30k_recipe, prepared_data, pyplot, save_figure, score, side_by_side  # noqa: E402
 
 from fairseq_shiftadd.hardware.costing import SubnetCoster  # noqa: E402
+from fairseq_shiftadd.errors import UserError  # noqa: E402
 from fairseq_shiftadd.space import load_subnet_file  # noqa: E402
 
 BASELINE_SUBNET = REPO / "configs/subnets/multi30k-baseline.yml"
@@ -114,6 +117,18 @@ def resumed_padding(save: Path) -> list:
     return ["--add-conv-padding", load_weights_only(last)["cfg"]["model"]["add_conv_padding"]]
 
 
+def given_row(text: str) -> tuple[str, Path]:
+    """``NAME=YAML`` of ``--subnet-file``: a row NAME training the subnet file YAML (checked here, before any training)."""
+    name, sep, path = text.partition("=")
+    if not sep or not name or not path:
+        raise argparse.ArgumentTypeError(f"expected NAME=YAML, got {text!r}")
+    try:
+        load_subnet_file(path)
+    except UserError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return name, Path(path).resolve()
+
+
 def write_fixed_subnet(changes: dict, out: Path) -> Path:
     subnet = yaml.safe_load(BASELINE_SUBNET.read_text())
     subnet.update(changes)
@@ -157,7 +172,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--raw-dir", default=str(REPO.parent / "shared/data/multi30k"), help="Multi30k raw files")
     parser.add_argument("--work", default="/work/m30k-ladder", help="work directory (keep it outside the repository)")
-    parser.add_argument("--rows", nargs="+", choices=ROWS, default=list(ROWS), metavar="ROW", help=f"rows to train: {' '.join(ROWS)}")
+    parser.add_argument("--rows", nargs="+", choices=ROWS, metavar="ROW",
+                        help=f"rows to train: {' '.join(ROWS)} (default: all, or none when --subnet-file is given)")
+    parser.add_argument("--subnet-file", nargs="+", default=[], type=given_row, metavar="NAME=YAML",
+                        help="rows NAME that train the subnet in YAML with the recipe, e.g. "
+                             "hybrid-50-kept=configs/subnets/multi30k-hybrid-50.yml")
     parser.add_argument("--updates", type=int, default=1000, help="updates of every row")
     parser.add_argument("--supernet-updates", type=int, default=1000, help="updates of the supernets of the searched rows")
     parser.add_argument("--supernet-warmup", type=int, default=100, help="learning-rate warm-up updates of the supernets")
@@ -173,6 +192,11 @@ def main() -> None:
     args = parser.parse_args()
     if bool(args.lever) != bool(args.extra):
         parser.error("--lever and --extra go together: name the lever whose options --extra gives")
+    given = dict(args.subnet_file)
+    if clash := sorted(set(given) & set(ROWS)):
+        parser.error(f"--subnet-file: {clash[0]} is a ladder row; give the row another name")
+    if args.rows is None:
+        args.rows = [] if given else list(ROWS)
     work = Path(args.work)
     logs = work / "logs"
     logs.mkdir(parents=True, exist_ok=True)
@@ -182,6 +206,7 @@ def main() -> None:
 
     subnets = {"baseline": BASELINE_SUBNET}
     subnets.update({name: write_fixed_subnet(FIXED_ROWS[name], work / "subnets" / f"{name}.yml") for name in FIXED_ROWS})
+    subnets.update(given)
     searched = [name for name in args.rows if name in SEARCHED_ROWS]
     spaces = sorted({SEARCHED_ROWS[name][0] for name in searched})
     side_by_side({
@@ -210,7 +235,7 @@ def main() -> None:
     side_by_side(jobs, logs, args.at_once)
 
     runs = {name: name + (tag if name in SEARCHED_ROWS else "") + (f"+{args.lever}" if args.lever and name != "baseline" else "")
-            for name in args.rows}
+            for name in [*args.rows, *given]}
     jobs = {}
     for name, run in runs.items():
         if trained_updates(work / run) >= args.updates:
