@@ -98,3 +98,15 @@ def test_bad_subnet_gives_one_line(tmp_path, capsys, monkeypatch) -> None:
     outside.write_text(open(BASE).read().replace("encoder-embed-dim-subtransformer: 512", "encoder-embed-dim-subtransformer: 640"))
     error = shiftadd_cost_error(capsys, [str(outside), "--search-space", "configs/spaces/wmt14.en-de.yml"])
     assert "encoder-embed-dim-subtransformer = 640 is not in the search space wmt14.en-de (allowed: 1024, 768, 512)" in error
+
+
+def test_the_kept_multi30k_hybrid_costs_what_its_search_recorded() -> None:
+    """configs/subnets/multi30k-hybrid-50.yml was rebuilt from BENCHMARKS.md ("The claim at 1000
+    updates"): it must cost what the search's own file cost there, at the recipe's 8000-word vocabulary."""
+    coster = SubnetCoster(None, vocab_size=8000)
+    hybrid, baseline = load_subnet_file("configs/subnets/multi30k-hybrid-50.yml"), load_subnet_file("configs/subnets/multi30k-baseline.yml")
+    assert round(coster.energy_mj(hybrid, bits=32), 4) == 0.2654
+    assert round(coster.energy_mj(hybrid, bits=8), 4) == 0.0132
+    assert round(coster.energy_mj(hybrid, bits=32, hardware="accelerator"), 4) == 3.6495
+    assert round(coster.params(hybrid) / 1e6, 2) == 5.38
+    assert coster.energy_mj(hybrid, bits=32) <= 0.5 * coster.energy_mj(baseline, bits=32)
