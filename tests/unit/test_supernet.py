@@ -72,7 +72,10 @@ def test_a_left_padded_source_encodes_as_it_does_alone(block: str) -> None:
     with torch.no_grad():
         batched = model.encoder(src, lengths)["encoder_out"][0]
         alone = model.encoder(src[:1, 2:], lengths[:1])["encoder_out"][0]
-    torch.testing.assert_close(batched[2:, :1], alone, rtol=1e-12, atol=1e-12)
+    # Attention's softmax runs in float32 even in a double model (fairseq's utils.softmax), and its sums over
+    # 7 or 9 keys round differently by CPU: ~1e-7 apart. A padded step leaking into an add filter moves
+    # the output by about |w| per tap (the zeros check below), orders of magnitude more.
+    torch.testing.assert_close(batched[2:, :1], alone, rtol=1e-5, atol=1e-6)
     if "add" in block:  # models trained before the fix keep what they computed: zeros enter the add filters
         zeros = ShiftAddSupernet.build_model(ShiftAddSupernetConfig(weight_sharing="heterogeneous", add_conv_padding="zeros",
                                                                    dropout=0.0, attention_dropout=0.0), fake_task()).double().eval()
