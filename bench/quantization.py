@@ -109,30 +109,32 @@ def multi30k(args: argparse.Namespace) -> None:
             shutil.copyfile(checkpoint, frozen)
         models[name] = (frozen, Path(subnet).resolve())
 
+    def started_from(source: Path, subnet: Path, *options) -> list:
+        """fairseq-train of the standalone ``subnet`` from the weights of ``source`` (fresh optimizer and schedule)."""
+        return [BIN / "fairseq-train", data, "--user-dir", "fairseq_shiftadd", "--arch", "shiftadd_transformer",
+                "--subnet", subnet, "--finetune-from-model", source, *options]
+
     jobs = {}
     for name, (frozen, subnet) in models.items():
         for run, bits in ((f"{name}/float-ft", []), (f"{name}/q8", ["--quant-bits", "8"])):
             save = work / run
             if trained_updates(save) < args.finetune_updates:
-                jobs[run.replace("/", "-")] = [
-                    BIN / "fairseq-train", data, "--user-dir", "fairseq_shiftadd", "--arch", "shiftadd_transformer",
-                    "--subnet", subnet, "--finetune-from-model", frozen, *bits,
+                jobs[run.replace("/", "-")] = started_from(
+                    frozen, subnet, *bits,
                     *multi30k_recipe(save, ["--max-update", str(args.finetune_updates), "--validate-interval-updates", "50",
                                             "--save-interval-updates", "50", "--keep-interval-updates", "1"], args.warmup),
                     "--lr", str(args.lr),
-                ]
+                )
     side_by_side(jobs, logs, args.at_once, append=True)
     calibrations = {}
     for name, (frozen, subnet) in models.items():
         for run, source in ((f"{name}/q8-calibrated", frozen), (f"{name}/float-ft-q8-calibrated", work / name / "float-ft/checkpoint_best.pt")):
             save = work / run
             if trained_updates(save) < args.calibration_batches:
-                calibrations[run.replace("/", "-")] = [
-                    BIN / "fairseq-train", data, "--user-dir", "fairseq_shiftadd", "--arch", "shiftadd_transformer",
-                    "--subnet", subnet, "--finetune-from-model", source, "--quant-bits", "8",
-                    *multi30k_recipe(save, ["--max-update", str(args.calibration_batches)]),
+                calibrations[run.replace("/", "-")] = started_from(
+                    source, subnet, "--quant-bits", "8", *multi30k_recipe(save, ["--max-update", str(args.calibration_batches)]),
                     "--lr", "0", "--lr-scheduler", "fixed",
-                ]
+                )
     side_by_side(calibrations, logs, args.at_once, append=True)
 
     coster = SubnetCoster(None, vocab_size=data_vocab_size(data))

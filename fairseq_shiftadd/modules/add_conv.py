@@ -104,6 +104,13 @@ def padded_tap_sum(padding_mask: Tensor, weight: Tensor, steps: int, padding: in
     return F.conv1d(F.pad(mask, (padding, right)), taps.unsqueeze(1)).permute(2, 0, 1)
 
 
+def add_conv_over_real_steps(x: Tensor, weight: Tensor, steps: int, padding: int, padding_mask: Tensor | None) -> Tensor:
+    """add_conv of x, zero on the steps ``padding_mask`` (B, S) marks, with those steps' taps added back
+    (:func:`padded_tap_sum`): they contribute nothing, as taps outside x. (S, B, C), (C, K) -> (steps, B, C)."""
+    y = add_conv(x, weight, steps, padding)
+    return y if padding_mask is None else y + padded_tap_sum(padding_mask, weight, steps, padding).to(y.dtype)
+
+
 @with_incremental_state
 class AddConv1d(nn.Module):
     """Lightweight add convolution over time-first input (T, B, C), any C divisible by num_heads.
@@ -176,8 +183,7 @@ class AddConv1d(nn.Module):
         x is zero on the steps ``padding_mask`` marks, whose taps are added back."""
         quantizer = self.quant.site("input")
         if quantizer is None:
-            y = add_conv(x, weight, steps, padding)
-            return y if padding_mask is None else y + padded_tap_sum(padding_mask, weight, steps, padding).to(y.dtype)
+            return add_conv_over_real_steps(x, weight, steps, padding, padding_mask)
         scale = shared_scale(quantizer, x, weight)
         x_int, w_int = to_grid(x, scale, quantizer.options), to_grid(weight, scale, quantizer.options)
         if quantizer.options.integer and not self.training:
@@ -185,10 +191,7 @@ class AddConv1d(nn.Module):
             if padding_mask is not None:  # integers below 2^24: exact in float32
                 total = total + padded_tap_sum(padding_mask, w_int.float(), steps, padding).to(torch.int32)
             return total.to(x.dtype) * scale
-        y = add_conv(x_int, w_int, steps, padding)
-        if padding_mask is not None:
-            y = y + padded_tap_sum(padding_mask, w_int, steps, padding).to(y.dtype)
-        return y * scale
+        return add_conv_over_real_steps(x_int, w_int, steps, padding, padding_mask) * scale
 
     def _step(self, x: Tensor, weight: Tensor, incremental_state: dict) -> Tensor:
         """One decoding step on the last K - 1 inputs kept in incremental_state."""
