@@ -24,7 +24,10 @@ WORK/ladder+kd.*, the plain runs untouched. A supernet lever (``--supernet-lever
 distillation, ``--criterion word_distillation --teacher largest``) trains its own supernets, searches
 and searched rows, named NAME+inplace, and writes WORK/ladder+inplace.*. ``--subnet-file NAME=YAML``
 adds a row NAME that trains the given subnet with the same recipe (no supernet, no search), e.g. a
-searched subnet kept in ``configs/subnets/``.
+searched subnet kept in ``configs/subnets/``. ``--seed N`` (other than the recipe's 1) trains every run
+as RUN+seedN. ``--average-last N`` keeps each run's last N interval checkpoints (100 updates apart)
+and scores their average too (WORK/RUN/checkpoint_avg_lastN.pt, fairseq users' usual recipe), in a
+column next to the best checkpoint's.
 
     .venv/bin/python bench/quality_ladder.py --work /work/m30k-ladder --updates 1000
 """
@@ -41,8 +44,9 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from quality_multi30k import BIN, EVOLUTION, REPO, cost, multi30k_recipe, prepared_data, pyplot, save_figure, score, side_by_side  # noqa: E402
 
+from fairseq_shiftadd.cli.average import average_checkpoints, last_checkpoints, write_checkpoint  # noqa: E402
 from fairseq_shiftadd.hardware.costing import SubnetCoster  # noqa: E402
-from fairseq_shiftadd.errors import UserError  # noqa: E402
+from fairseq_shiftadd.errors import InvalidInput, UserError  # noqa: E402
 from fairseq_shiftadd.space import load_subnet_file  # noqa: E402
 
 BASELINE_SUBNET = REPO / "configs/subnets/multi30k-baseline.yml"
@@ -76,12 +80,29 @@ BASELINE_ARCH = [
 ]
 
 
-def recipe(save: Path, updates: int, warmup: int = 400) -> list:
-    """The Multi30k baseline recipe at a fixed number of updates, validating (and saving) every VALIDATE_EVERY."""
+def recipe(save: Path, updates: int, warmup: int = 400, seed: int = 1, keep: int = 1) -> list:
+    """The Multi30k baseline recipe at a fixed number of updates, validating (and saving) every VALIDATE_EVERY,
+    keeping the ``keep`` newest of those checkpoints."""
     return multi30k_recipe(save, [
         "--max-update", str(updates), "--validate-interval-updates", str(VALIDATE_EVERY),
-        "--save-interval-updates", str(VALIDATE_EVERY), "--keep-interval-updates", "1",
-    ], warmup)
+        "--save-interval-updates", str(VALIDATE_EVERY), "--keep-interval-updates", str(keep),
+    ], warmup, seed)
+
+
+def averaged(save: Path, count: int, updates: int) -> Path | None:
+    """WORK/RUN/checkpoint_avg_lastN.pt: the mean of the run's ``count`` newest interval checkpoints (the
+    newest at ``updates``), made once; None when the run did not keep them (trained with fewer kept)."""
+    try:
+        kept = last_checkpoints(save, count, "interval")
+    except InvalidInput as error:
+        kept = None
+        print(f"quality_ladder: no average for {save.name}: {error}", flush=True)
+    if not kept or kept[-1].stem.rsplit("_", 1)[1] != str(updates):
+        return None
+    out = save / f"checkpoint_avg_last{count}.pt"
+    if not out.is_file() or out.stat().st_mtime < kept[-1].stat().st_mtime:
+        write_checkpoint(average_checkpoints(kept), out)
+    return out
 
 
 def valid_curve(log: Path, key: str = "loss") -> dict[int, float]:
@@ -183,6 +204,9 @@ def main() -> None:
     parser.add_argument("--valid-sentences", type=int, default=200, help="validation sentences the search scores")
     parser.add_argument("--at-once", type=int, default=2, help="trainings at a time, one thread each (cores)")
     parser.add_argument("--no-score", action="store_true", help="train only; no BLEU, no table")
+    parser.add_argument("--seed", type=int, default=1, help="the recipe's seed; runs of another seed are RUN+seedN")
+    parser.add_argument("--average-last", type=int, default=0, metavar="N",
+                        help="keep every run's last N interval checkpoints and score their average too (0: off)")
     parser.add_argument("--supernet-lever", choices=sorted(SUPERNET_LEVERS),
                         help="a lever of supernet training: its supernets, searches and searched rows are NAME+LEVER")
     parser.add_argument("--lever", help="name of the lever --extra gives: its runs are ROW+LEVER, its table ladder+LEVER.md")
@@ -190,6 +214,8 @@ def main() -> None:
                         help="fairseq-train options given to every shiftadd_transformer row (the lever), e.g. "
                              "--criterion word_distillation --teacher WORK/baseline/checkpoint_best.pt")
     args = parser.parse_args()
+    if args.average_last < 0:
+        parser.error(f"--average-last must be >= 0, got {args.average_last}")
     if bool(args.lever) != bool(args.extra):
         parser.error("--lever and --extra go together: name the lever whose options --extra gives")
     given = dict(args.subnet_file)
@@ -234,16 +260,18 @@ def main() -> None:
                               *EVOLUTION, "--max-sentences-valid", str(args.valid_sentences), "--out", out, "--no-progress"]
     side_by_side(jobs, logs, args.at_once)
 
+    seeded = f"+seed{args.seed}" if args.seed != 1 else ""
     runs = {name: name + (tag if name in SEARCHED_ROWS else "") + (f"+{args.lever}" if args.lever and name != "baseline" else "")
-            for name in [*args.rows, *given]}
+            + seeded for name in [*args.rows, *given]}
+    kept = dict(seed=args.seed, keep=max(1, args.average_last))
     jobs = {}
     for name, run in runs.items():
         if trained_updates(work / run) >= args.updates:
             continue
         if name == "baseline":
-            jobs[run] = [*train, *BASELINE_ARCH, *recipe(work / run, args.updates)]
+            jobs[run] = [*train, *BASELINE_ARCH, *recipe(work / run, args.updates, **kept)]
         else:  # the lever's options last: the recipe's own (--criterion) would otherwise override them
-            jobs[run] = [*train, "--arch", "shiftadd_transformer", "--subnet", subnets[name], *recipe(work / run, args.updates),
+            jobs[run] = [*train, "--arch", "shiftadd_transformer", "--subnet", subnets[name], *recipe(work / run, args.updates, **kept),
                          *resumed_padding(work / run), *args.extra]
     side_by_side(jobs, logs, args.at_once, append=True)
     if args.no_score:
@@ -258,27 +286,32 @@ def main() -> None:
         curve = curves[run] = valid_curve(appended_log(run, logs))
         subnet = load_subnet_file(subnets[name])
         scored = score(save / "checkpoint_best.pt", data, subnets[name], logs / f"score-{run}.log")
+        mean = args.average_last and averaged(save, args.average_last, max(curve, default=0))
+        if mean:
+            scored["sacrebleu_averaged"] = score(mean, data, subnets[name], logs / f"score-{run}-avg{args.average_last}.log")["sacrebleu"]
         rows.append({
             "model": run, "levers": levers(name, args),
             "energy_mj_32": coster.energy_mj(subnet, bits=32), "energy_mj_8": coster.energy_mj(subnet, bits=8),
             "accelerator_mj_32": coster.energy_mj(subnet, bits=32, hardware="accelerator"),
             "params_m": coster.params(subnet) / 1e6, "valid_loss": curve, "updates": max(curve, default=0),
-            "sacrebleu": scored["sacrebleu"], "signature": scored["signature"],
+            "sacrebleu": scored["sacrebleu"], "sacrebleu_averaged": scored.get("sacrebleu_averaged"), "signature": scored["signature"],
         })
-    table = "ladder" + tag + (f"+{args.lever}" if args.lever else "")
+    table = "ladder" + tag + (f"+{args.lever}" if args.lever else "") + seeded
     (work / f"{table}.json").write_text(json.dumps(rows, indent=1))
     plot(curves, work / f"{table}_curves.png")
     marks = (500, 1000)
     lines = [
         "| model | levers | energy mJ 32-bit | 8-bit | accelerator mJ | params M | "
-        + " | ".join(f"val loss @{m}" for m in marks) + " | val loss final (updates) | sacreBLEU |",
-        "|---|---|---|---|---|---|" + "---|" * len(marks) + "---|---|",
+        + " | ".join(f"val loss @{m}" for m in marks) + " | val loss final (updates) | sacreBLEU |"
+        + (f" sacreBLEU, average of last {args.average_last} |" if args.average_last else ""),
+        "|---|---|---|---|---|---|" + "---|" * len(marks) + "---|---|" + ("---|" if args.average_last else ""),
     ]
     for r in rows:
         at = " | ".join(f"{r['valid_loss'][m]:.3f}" if m in r["valid_loss"] else "-" for m in marks)
         final = f"{r['valid_loss'][r['updates']]:.3f} ({r['updates']})" if r["updates"] else "-"
         lines.append(f"| {r['model']} | {r['levers']} | {r['energy_mj_32']:.4f} | {r['energy_mj_8']:.4f} | "
-                     f"{r['accelerator_mj_32']:.4f} | {r['params_m']:.2f} | {at} | {final} | {r['sacrebleu']:.2f} |")
+                     f"{r['accelerator_mj_32']:.4f} | {r['params_m']:.2f} | {at} | {final} | {r['sacrebleu']:.2f} |"
+                     + (f" {r['sacrebleu_averaged']:.2f} |" if r["sacrebleu_averaged"] is not None else " - |" if args.average_last else ""))
     if rows:
         lines.append(f"\nsacreBLEU signature: {rows[0]['signature']}")
     (work / f"{table}.md").write_text("\n".join(lines) + "\n")

@@ -110,14 +110,14 @@ def trained_minutes(save: Path) -> float:
     return torch.load(last, map_location="cpu", weights_only=True)["extra_state"]["previous_training_time"] / 60
 
 
-def multi30k_recipe(save: Path, budget: list, warmup: int = 400) -> list:
+def multi30k_recipe(save: Path, budget: list, warmup: int = 400, seed: int = 1) -> list:
     """The baseline's recipe, shared by every model of the Multi30k benches, selection on val;
     ``budget``: the flags that stop the training (wall clock here, updates in quality_ladder.py)."""
     return [
         *translation_recipe("1e-3", warmup), *budget,
         "--dropout", "0.3", "--max-tokens", "4096", "--max-epoch", "1000",
         "--save-dir", save, "--no-epoch-checkpoints", "--no-progress-bar", "--log-interval", "50", "--cpu",
-        "--num-workers", "0", "--seed", "1", "--share-all-embeddings", "--valid-subset", "valid",
+        "--num-workers", "0", "--seed", str(seed), "--share-all-embeddings", "--valid-subset", "valid",
     ]
 
 

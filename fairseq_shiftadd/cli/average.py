@@ -8,6 +8,7 @@ because an averaged model is for decoding, not for resuming.
 Usage::
 
     shiftadd-average --dir OUT --last 10 --output OUT/checkpoint_avg10.pt
+    shiftadd-average --dir OUT --last 5 --kind interval --output OUT/checkpoint_avg5.pt
 """
 from __future__ import annotations
 
@@ -24,20 +25,24 @@ from ..files import atomic_path
 from ..errors import InvalidInput, MissingInput, user_errors_to_exit
 
 EPOCH_CHECKPOINT = re.compile(r"checkpoint(\d+)\.pt")
+# fairseq's --save-interval-updates files: checkpoint_EPOCH_UPDATES.pt
+INTERVAL_CHECKPOINT = re.compile(r"checkpoint_\d+_(\d+)\.pt")
 
 
-def last_epoch_checkpoints(directory: str | Path, count: int) -> list[Path]:
-    """The ``count`` newest ``checkpointN.pt`` files of a save dir, oldest first."""
+def last_checkpoints(directory: str | Path, count: int, kind: str = "epoch") -> list[Path]:
+    """The ``count`` newest checkpoints of a save dir, oldest first: ``checkpointN.pt`` files (``kind``
+    "epoch") or ``checkpoint_E_U.pt`` files of ``--save-interval-updates`` ("interval", ordered by U)."""
     if count < 1:
         raise InvalidInput(f"count must be >= 1, got {count}")
     directory = Path(directory)
+    pattern = {"epoch": EPOCH_CHECKPOINT, "interval": INTERVAL_CHECKPOINT}[kind]
     found = sorted(
         (int(match.group(1)), path)
         for path in directory.glob("checkpoint*.pt")
-        if (match := EPOCH_CHECKPOINT.fullmatch(path.name))
+        if (match := pattern.fullmatch(path.name))
     )
     if len(found) < count:
-        raise InvalidInput(f"{directory} has {len(found)} epoch checkpoints, fewer than the {count} to average")
+        raise InvalidInput(f"{directory} has {len(found)} {kind} checkpoints, fewer than the {count} to average")
     return [path for _, path in found[-count:]]
 
 
@@ -90,11 +95,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="shiftadd-average", description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--inputs", nargs="+", help="checkpoints to average")
-    source.add_argument("--dir", help="a fairseq save dir; with --last N, average its N newest epoch checkpoints")
-    parser.add_argument("--last", type=int, default=10, help="how many epoch checkpoints to average with --dir")
+    source.add_argument("--dir", help="a fairseq save dir; with --last N, average its N newest checkpoints of --kind")
+    parser.add_argument("--last", type=int, default=10, help="how many checkpoints to average with --dir")
+    parser.add_argument("--kind", choices=("epoch", "interval"), default="epoch",
+                        help="with --dir: epoch checkpoints (checkpointN.pt) or those of --save-interval-updates "
+                             "(checkpoint_E_U.pt, newest by U)")
     parser.add_argument("--output", required=True, help="where to write the averaged checkpoint")
     args = parser.parse_args(argv)
-    paths = args.inputs or last_epoch_checkpoints(args.dir, args.last)
+    paths = args.inputs or last_checkpoints(args.dir, args.last, args.kind)
     write_checkpoint(average_checkpoints(paths), args.output)
     print(f"averaged {len(paths)} checkpoints ({', '.join(Path(p).name for p in paths)}) -> {args.output}")
     return 0

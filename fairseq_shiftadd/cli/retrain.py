@@ -25,7 +25,7 @@ from typing import Sequence
 
 from ..recipes import retrain_recipe
 from ..space import load_subnet_file
-from .average import average_checkpoints, last_epoch_checkpoints, write_checkpoint
+from .average import average_checkpoints, last_checkpoints, write_checkpoint
 from ..errors import InvalidInput, MissingInput, user_errors_to_exit
 from .common import USER_DIR
 
@@ -100,7 +100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     final = Path(args.out) / "checkpoint_best.pt"
     if args.average_last:
         final = Path(args.out) / f"checkpoint_avg_last{args.average_last}.pt"
-        write_checkpoint(average_checkpoints(last_epoch_checkpoints(args.out, args.average_last)), final)
+        write_checkpoint(average_checkpoints(last_checkpoints(args.out, args.average_last)), final)
     print(f"retrained checkpoint: {final}")
     return 0
 
