@@ -263,15 +263,15 @@ def main() -> None:
     seeded = f"+seed{args.seed}" if args.seed != 1 else ""
     runs = {name: name + (tag if name in SEARCHED_ROWS else "") + (f"+{args.lever}" if args.lever and name != "baseline" else "")
             + seeded for name in [*args.rows, *given]}
-    kept = dict(seed=args.seed, keep=max(1, args.average_last))
+    seed_and_keep = dict(seed=args.seed, keep=max(1, args.average_last))
     jobs = {}
     for name, run in runs.items():
         if trained_updates(work / run) >= args.updates:
             continue
         if name == "baseline":
-            jobs[run] = [*train, *BASELINE_ARCH, *recipe(work / run, args.updates, **kept)]
+            jobs[run] = [*train, *BASELINE_ARCH, *recipe(work / run, args.updates, **seed_and_keep)]
         else:  # the lever's options last: the recipe's own (--criterion) would otherwise override them
-            jobs[run] = [*train, "--arch", "shiftadd_transformer", "--subnet", subnets[name], *recipe(work / run, args.updates, **kept),
+            jobs[run] = [*train, "--arch", "shiftadd_transformer", "--subnet", subnets[name], *recipe(work / run, args.updates, **seed_and_keep),
                          *resumed_padding(work / run), *args.extra]
     side_by_side(jobs, logs, args.at_once, append=True)
     if args.no_score:
