@@ -24,10 +24,10 @@ WORK/ladder+kd.*, the plain runs untouched. A supernet lever (``--supernet-lever
 distillation, ``--criterion word_distillation --teacher largest``) trains its own supernets, searches
 and searched rows, named NAME+inplace, and writes WORK/ladder+inplace.*. ``--subnet-file NAME=YAML``
 adds a row NAME that trains the given subnet with the same recipe (no supernet, no search), e.g. a
-searched subnet kept in ``configs/subnets/``. ``--seed N`` (other than the recipe's 1) trains every run
-as RUN+seedN. ``--average-last N`` keeps each run's last N interval checkpoints (100 updates apart)
-and scores their average too (WORK/RUN/checkpoint_avg_lastN.pt, fairseq users' usual recipe), in a
-column next to the best checkpoint's.
+searched subnet kept in ``configs/subnets/``. ``--seed N`` (other than the recipe's 1) trains every
+row as RUN+seedN (supernets keep seed 1). ``--average-last N`` keeps each row's last N interval
+checkpoints (100 updates apart) and scores their average too (WORK/RUN/checkpoint_avg_lastN.pt,
+fairseq users' usual recipe), in a column next to the best checkpoint's.
 
     .venv/bin/python bench/quality_ladder.py --work /work/m30k-ladder --updates 1000
 """
@@ -94,10 +94,10 @@ def averaged(save: Path, count: int, updates: int) -> Path | None:
     newest at ``updates``), made once; None when the run did not keep them (trained with fewer kept)."""
     try:
         kept = last_checkpoints(save, count, "interval")
+        if kept[-1].stem.rsplit("_", 1)[1] != str(updates):
+            raise InvalidInput(f"its newest interval checkpoint, {kept[-1].name}, is not at {updates} updates")
     except InvalidInput as error:
-        kept = None
         print(f"quality_ladder: no average for {save.name}: {error}", flush=True)
-    if not kept or kept[-1].stem.rsplit("_", 1)[1] != str(updates):
         return None
     out = save / f"checkpoint_avg_last{count}.pt"
     if not out.is_file() or out.stat().st_mtime < kept[-1].stat().st_mtime:
@@ -204,9 +204,9 @@ def main() -> None:
     parser.add_argument("--valid-sentences", type=int, default=200, help="validation sentences the search scores")
     parser.add_argument("--at-once", type=int, default=2, help="trainings at a time, one thread each (cores)")
     parser.add_argument("--no-score", action="store_true", help="train only; no BLEU, no table")
-    parser.add_argument("--seed", type=int, default=1, help="the recipe's seed; runs of another seed are RUN+seedN")
+    parser.add_argument("--seed", type=int, default=1, help="the rows' seed (supernets keep 1); rows of another seed are RUN+seedN")
     parser.add_argument("--average-last", type=int, default=0, metavar="N",
-                        help="keep every run's last N interval checkpoints and score their average too (0: off)")
+                        help="keep every row's last N interval checkpoints and score their average too (0: off)")
     parser.add_argument("--supernet-lever", choices=sorted(SUPERNET_LEVERS),
                         help="a lever of supernet training: its supernets, searches and searched rows are NAME+LEVER")
     parser.add_argument("--lever", help="name of the lever --extra gives: its runs are ROW+LEVER, its table ladder+LEVER.md")
@@ -286,7 +286,7 @@ def main() -> None:
         curve = curves[run] = valid_curve(appended_log(run, logs))
         subnet = load_subnet_file(subnets[name])
         scored = score(save / "checkpoint_best.pt", data, subnets[name], logs / f"score-{run}.log")
-        mean = args.average_last and averaged(save, args.average_last, max(curve, default=0))
+        mean = averaged(save, args.average_last, max(curve, default=0)) if args.average_last else None
         if mean:
             scored["sacrebleu_averaged"] = score(mean, data, subnets[name], logs / f"score-{run}-avg{args.average_last}.log")["sacrebleu"]
         rows.append({
