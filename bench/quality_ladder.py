@@ -27,7 +27,10 @@ adds a row NAME that trains the given subnet with the same recipe (no supernet, 
 searched subnet kept in ``configs/subnets/``. ``--seed N`` (other than the recipe's 1) trains every
 row as RUN+seedN (supernets keep seed 1). ``--average-last N`` keeps each row's last N interval
 checkpoints (100 updates apart) and scores their average too (WORK/RUN/checkpoint_avg_lastN.pt,
-fairseq users' usual recipe), in a column next to the best checkpoint's.
+fairseq users' usual recipe), in a column next to the best checkpoint's. ``--inherit-from SUPERNET.pt``
+starts every ``shiftadd_transformer`` row from its subnet's weights in that supernet
+(``shiftadd-export-subnet``, then fairseq's ``--finetune-from-model``) instead of from scratch: the
+fine-tuning lever, runs ROW+inherit.
 
     .venv/bin/python bench/quality_ladder.py --work /work/m30k-ladder --updates 1000
 """
@@ -42,7 +45,7 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from quality_multi30k import BIN, EVOLUTION, REPO, cost, multi30k_recipe, prepared_data, pyplot, save_figure, score, side_by_side  # noqa: E402
+from quality_multi30k import BIN, EVOLUTION, REPO, cost, multi30k_recipe, prepared_data, pyplot, save_figure, score, sh, side_by_side  # noqa: E402
 
 from fairseq_shiftadd.cli.average import average_checkpoints, last_checkpoints, write_checkpoint  # noqa: E402
 from fairseq_shiftadd.hardware.costing import SubnetCoster  # noqa: E402
@@ -103,6 +106,22 @@ def averaged(save: Path, count: int, updates: int) -> Path | None:
     if not out.is_file() or out.stat().st_mtime < kept[-1].stat().st_mtime:
         write_checkpoint(average_checkpoints(kept), out)
     return out
+
+
+def inherited_start(supernet: str | None, subnet: Path, save: Path, logs: Path) -> list:
+    """``--finetune-from-model`` options starting a row from ``subnet``'s weights in ``supernet``, exported once
+    to ``save``/inherited.pt (fairseq ignores the option once the run has a checkpoint_last.pt to resume), with
+    the supernet's ``--weight-sharing``: the row fine-tunes in the parametrisation it inherited."""
+    if not supernet:
+        return []
+    inherited = save / "inherited.pt"
+    if not inherited.is_file():
+        save.mkdir(parents=True, exist_ok=True)
+        sh([BIN / "shiftadd-export-subnet", supernet, subnet, inherited], logs / f"export-{save.name}.log")
+    from fairseq_shiftadd.checkpoint_compat import load_weights_only
+
+    sharing = load_weights_only(inherited)["cfg"]["model"]["weight_sharing"]  # the exported weights keep the supernet's layout
+    return ["--finetune-from-model", inherited, "--weight-sharing", sharing]
 
 
 def valid_curve(log: Path, key: str = "loss") -> dict[int, float]:
@@ -170,6 +189,8 @@ def levers(name: str, args: argparse.Namespace) -> str:
         had.append(f"supernet: {' '.join(SUPERNET_LEVERS[args.supernet_lever])}")
     if args.extra and name != "baseline":
         had.append(" ".join(args.extra))
+    if args.inherit_from and name != "baseline":
+        had.append(f"fine-tuned from {args.inherit_from}")
     return "; ".join(had) or "-"
 
 
@@ -207,6 +228,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1, help="the rows' seed (supernets keep 1); rows of another seed are RUN+seedN")
     parser.add_argument("--average-last", type=int, default=0, metavar="N",
                         help="keep every row's last N interval checkpoints and score their average too (0: off)")
+    parser.add_argument("--inherit-from", metavar="SUPERNET.pt",
+                        help="fine-tune every shiftadd_transformer row from its subnet's weights in this supernet "
+                             "instead of training it from scratch (runs ROW+inherit)")
     parser.add_argument("--supernet-lever", choices=sorted(SUPERNET_LEVERS),
                         help="a lever of supernet training: its supernets, searches and searched rows are NAME+LEVER")
     parser.add_argument("--lever", help="name of the lever --extra gives: its runs are ROW+LEVER, its table ladder+LEVER.md")
@@ -216,6 +240,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.average_last < 0:
         parser.error(f"--average-last must be >= 0, got {args.average_last}")
+    if args.inherit_from and not Path(args.inherit_from).is_file():
+        parser.error(f"--inherit-from: supernet checkpoint {args.inherit_from} does not exist")
     if bool(args.lever) != bool(args.extra):
         parser.error("--lever and --extra go together: name the lever whose options --extra gives")
     given = dict(args.subnet_file)
@@ -261,8 +287,10 @@ def main() -> None:
     side_by_side(jobs, logs, args.at_once)
 
     seeded = f"+seed{args.seed}" if args.seed != 1 else ""
-    runs = {name: name + (tag if name in SEARCHED_ROWS else "") + (f"+{args.lever}" if args.lever and name != "baseline" else "")
-            + seeded for name in [*args.rows, *given]}
+    inherited = "+inherit" if args.inherit_from else ""
+    runs = {name: name + (tag if name in SEARCHED_ROWS else "")
+            + (f"+{args.lever}" if args.lever and name != "baseline" else "") + (inherited if name != "baseline" else "") + seeded
+            for name in [*args.rows, *given]}
     seed_and_keep = dict(seed=args.seed, keep=max(1, args.average_last))
     jobs = {}
     for name, run in runs.items():
@@ -272,7 +300,7 @@ def main() -> None:
             jobs[run] = [*train, *BASELINE_ARCH, *recipe(work / run, args.updates, **seed_and_keep)]
         else:  # the lever's options last: the recipe's own (--criterion) would otherwise override them
             jobs[run] = [*train, "--arch", "shiftadd_transformer", "--subnet", subnets[name], *recipe(work / run, args.updates, **seed_and_keep),
-                         *resumed_padding(work / run), *args.extra]
+                         *resumed_padding(work / run), *inherited_start(args.inherit_from, subnets[name], work / run, logs), *args.extra]
     side_by_side(jobs, logs, args.at_once, append=True)
     if args.no_score:
         return
@@ -296,7 +324,7 @@ def main() -> None:
             "params_m": coster.params(subnet) / 1e6, "valid_loss": curve, "updates": max(curve, default=0),
             "sacrebleu": scored["sacrebleu"], "sacrebleu_averaged": scored.get("sacrebleu_averaged"), "signature": scored["signature"],
         })
-    table = "ladder" + tag + (f"+{args.lever}" if args.lever else "") + seeded
+    table = "ladder" + tag + (f"+{args.lever}" if args.lever else "") + inherited + seeded
     (work / f"{table}.json").write_text(json.dumps(rows, indent=1))
     plot(curves, work / f"{table}_curves.png")
     marks = (500, 1000)

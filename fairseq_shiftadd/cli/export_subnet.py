@@ -1,7 +1,9 @@
 """``shiftadd-export-subnet SUPERNET.pt SUBNET.yml OUT.pt``: a subnet of a supernet as a standalone model.
 
 The output is a regular fairseq checkpoint of ``--arch shiftadd_transformer`` (only the chosen
-operators and sizes), usable with ``fairseq-generate --path OUT.pt`` or to initialise retraining.
+operators and sizes), usable with ``fairseq-generate --path OUT.pt`` or to initialise retraining:
+``fairseq-train --finetune-from-model OUT.pt`` with the supernet's ``--weight-sharing`` (the exported
+weights keep its layout: one shared tensor per position unless ``none``).
 """
 from __future__ import annotations
 
@@ -33,7 +35,9 @@ def main(argv: list[str] | None = None) -> int:
     with atomic_path(out) as tmp:
         torch.save(exported, tmp)
     params = sum(t.numel() for t in exported["model"].values() if t.is_floating_point())
-    print(f"wrote {out}: {params / 1e6:.2f} M weights ({len(exported['model'])} tensors)")
+    sharing = exported["cfg"]["model"].get("weight_sharing", "none")
+    print(f"wrote {out}: {params / 1e6:.2f} M weights ({len(exported['model'])} tensors); to fine-tune it: fairseq-train "
+          f"--arch shiftadd_transformer --subnet {args.subnet} --weight-sharing {sharing} --finetune-from-model {out}")
     return 0
 
 

@@ -87,6 +87,34 @@ def test_generate_with_a_subnet_and_with_its_exported_standalone_model(supernet_
     assert exported.stat().st_size < (supernet_dir / "checkpoint_best.pt").stat().st_size
 
 
+def test_fine_tune_a_subnet_from_its_inherited_weights(toy_data: Path, tmp_path: Path) -> None:
+    """shiftadd-export-subnet from a heterogeneous supernet (the paper's sharing), then fairseq-train
+    --finetune-from-model with the supernet's --weight-sharing (issue 20's fine-tuning lever): the standalone model
+    starts from exactly the supernet's weights (lr 0: the saved weights equal the exported ones, tensor by tensor),
+    and a rerun resumes from its own checkpoint_last.pt, not from the inherited weights again."""
+    import torch
+
+    sharing = ["--weight-sharing", "heterogeneous"]
+    run(["fairseq-train", str(toy_data), "--user-dir", "fairseq_shiftadd", "--task", "shiftadd_supernet_translation",
+         "--arch", "shiftadd_supernet_tiny", "--search-space", SPACE_FILE, *sharing, "--save-dir", str(tmp_path / "supernet"),
+         "--max-update", "3", *TRAIN_FLAGS])
+    subnet_file = tmp_path / "hybrid.yml"
+    write_subnet(SearchSpace.from_file(SPACE_FILE).representative_hybrid(), subnet_file)
+    exported = tmp_path / "inherited.pt"
+    out = run(["shiftadd-export-subnet", str(tmp_path / "supernet" / "checkpoint_last.pt"), str(subnet_file), str(exported)])
+    assert "--weight-sharing heterogeneous" in out.stdout  # the hint for the fine-tuning command
+    train = ["fairseq-train", str(toy_data), "--user-dir", "fairseq_shiftadd", "--arch", "shiftadd_transformer", "--subnet",
+             str(subnet_file), *sharing, "--save-dir", str(tmp_path / "tuned"), *TRAIN_FLAGS, "--finetune-from-model", str(exported),
+             "--lr", "0", "--lr-scheduler", "fixed"]
+    run([*train, "--max-update", "2"])
+    inherited = torch.load(exported, weights_only=False)["model"]
+    tuned = torch.load(tmp_path / "tuned" / "checkpoint_last.pt", weights_only=False)["model"]
+    assert tuned.keys() == inherited.keys()
+    assert all(torch.equal(tuned[name], inherited[name]) for name in inherited)
+    resumed = run([*train, "--max-update", "3"])
+    assert re.search(r"Loaded checkpoint \S+checkpoint_last\.pt \(epoch \d+ @ 2 updates\)", resumed.stdout + resumed.stderr)
+
+
 def test_retrain_a_subnet_from_scratch_and_generate(toy_data: Path, tmp_path: Path) -> None:
     subnet_file = tmp_path / "subnet.yml"
     write_subnet(SearchSpace.from_file(SPACE_FILE).representative_hybrid(), subnet_file)
