@@ -47,7 +47,8 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from quality_multi30k import BIN, EVOLUTION, REPO, cost, multi30k_recipe, prepared_data, pyplot, save_figure, score, sh, side_by_side  # noqa: E402
 
-from fairseq_shiftadd.cli.average import average_checkpoints, last_checkpoints, write_checkpoint  # noqa: E402
+from fairseq_shiftadd.checkpoint_compat import load_weights_only  # noqa: E402
+from fairseq_shiftadd.cli.average import INTERVAL_CHECKPOINT, average_checkpoints, last_checkpoints, write_checkpoint  # noqa: E402
 from fairseq_shiftadd.hardware.costing import SubnetCoster  # noqa: E402
 from fairseq_shiftadd.errors import InvalidInput, UserError  # noqa: E402
 from fairseq_shiftadd.space import load_subnet_file  # noqa: E402
@@ -97,7 +98,7 @@ def averaged(save: Path, count: int, updates: int) -> Path | None:
     newest at ``updates``), made once; None when the run did not keep them (trained with fewer kept)."""
     try:
         kept = last_checkpoints(save, count, "interval")
-        if kept[-1].stem.rsplit("_", 1)[1] != str(updates):
+        if INTERVAL_CHECKPOINT.fullmatch(kept[-1].name).group(1) != str(updates):
             raise InvalidInput(f"its newest interval checkpoint, {kept[-1].name}, is not at {updates} updates")
     except InvalidInput as error:
         print(f"quality_ladder: no average for {save.name}: {error}", flush=True)
@@ -118,8 +119,6 @@ def inherited_start(supernet: str | None, subnet: Path, save: Path, logs: Path) 
     if not inherited.is_file():
         save.mkdir(parents=True, exist_ok=True)
         sh([BIN / "shiftadd-export-subnet", supernet, subnet, inherited], logs / f"export-{save.name}.log")
-    from fairseq_shiftadd.checkpoint_compat import load_weights_only
-
     sharing = load_weights_only(inherited)["cfg"]["model"]["weight_sharing"]  # the exported weights keep the supernet's layout
     return ["--finetune-from-model", inherited, "--weight-sharing", sharing]
 
@@ -151,7 +150,6 @@ def resumed_padding(save: Path) -> list:
     last = save / "checkpoint_last.pt"
     if not last.is_file():
         return []
-    from fairseq_shiftadd.checkpoint_compat import load_weights_only
     import fairseq_shiftadd.models.config  # noqa: F401  (registers the checkpoint upgrade that fills in "zeros")
 
     return ["--add-conv-padding", load_weights_only(last)["cfg"]["model"]["add_conv_padding"]]
@@ -287,9 +285,9 @@ def main() -> None:
     side_by_side(jobs, logs, args.at_once)
 
     seeded = f"+seed{args.seed}" if args.seed != 1 else ""
-    inherited = "+inherit" if args.inherit_from else ""
-    runs = {name: name + (tag if name in SEARCHED_ROWS else "")
-            + (f"+{args.lever}" if args.lever and name != "baseline" else "") + (inherited if name != "baseline" else "") + seeded
+    # levers of the shiftadd_transformer rows (the fairseq baseline has none)
+    row_levers = (f"+{args.lever}" if args.lever else "") + ("+inherit" if args.inherit_from else "")
+    runs = {name: name + (tag if name in SEARCHED_ROWS else "") + (row_levers if name != "baseline" else "") + seeded
             for name in [*args.rows, *given]}
     seed_and_keep = dict(seed=args.seed, keep=max(1, args.average_last))
     jobs = {}
@@ -315,16 +313,15 @@ def main() -> None:
         subnet = load_subnet_file(subnets[name])
         scored = score(save / "checkpoint_best.pt", data, subnets[name], logs / f"score-{run}.log")
         mean = averaged(save, args.average_last, max(curve, default=0)) if args.average_last else None
-        if mean:
-            scored["sacrebleu_averaged"] = score(mean, data, subnets[name], logs / f"score-{run}-avg{args.average_last}.log")["sacrebleu"]
+        averaged_bleu = score(mean, data, subnets[name], logs / f"score-{run}-avg{args.average_last}.log")["sacrebleu"] if mean else None
         rows.append({
             "model": run, "levers": levers(name, args),
             "energy_mj_32": coster.energy_mj(subnet, bits=32), "energy_mj_8": coster.energy_mj(subnet, bits=8),
             "accelerator_mj_32": coster.energy_mj(subnet, bits=32, hardware="accelerator"),
             "params_m": coster.params(subnet) / 1e6, "valid_loss": curve, "updates": max(curve, default=0),
-            "sacrebleu": scored["sacrebleu"], "sacrebleu_averaged": scored.get("sacrebleu_averaged"), "signature": scored["signature"],
+            "sacrebleu": scored["sacrebleu"], "sacrebleu_averaged": averaged_bleu, "signature": scored["signature"],
         })
-    table = "ladder" + tag + (f"+{args.lever}" if args.lever else "") + inherited + seeded
+    table = "ladder" + tag + row_levers + seeded
     (work / f"{table}.json").write_text(json.dumps(rows, indent=1))
     plot(curves, work / f"{table}_curves.png")
     marks = (500, 1000)
