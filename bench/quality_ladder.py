@@ -111,16 +111,15 @@ def averaged(save: Path, count: int, updates: int) -> Path | None:
 
 def inherited_start(supernet: str | None, subnet: Path, save: Path, logs: Path) -> list:
     """``--finetune-from-model`` options starting a row from ``subnet``'s weights in ``supernet``, exported once
-    to ``save``/inherited.pt (fairseq ignores the option once the run has a checkpoint_last.pt to resume), with
-    the supernet's ``--weight-sharing``: the row fine-tunes in the parametrisation it inherited."""
+    to ``save``/inherited.pt (fairseq ignores the option once the run has a checkpoint_last.pt to resume), converted
+    to one weight per operator: the row fine-tunes with the recipe's own options."""
     if not supernet:
         return []
     inherited = save / "inherited.pt"
     if not inherited.is_file():
         save.mkdir(parents=True, exist_ok=True)
         sh([BIN / "shiftadd-export-subnet", supernet, subnet, inherited], logs / f"export-{save.name}.log")
-    sharing = load_weights_only(inherited)["cfg"]["model"]["weight_sharing"]  # the exported weights keep the supernet's layout
-    return ["--finetune-from-model", inherited, "--weight-sharing", sharing]
+    return ["--finetune-from-model", inherited]
 
 
 def valid_curve(log: Path, key: str = "loss") -> dict[int, float]:

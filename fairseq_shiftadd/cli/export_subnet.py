@@ -2,8 +2,11 @@
 
 The output is a regular fairseq checkpoint of ``--arch shiftadd_transformer`` (only the chosen
 operators and sizes), usable with ``fairseq-generate --path OUT.pt`` or to initialise retraining:
-``fairseq-train --finetune-from-model OUT.pt`` with the supernet's ``--weight-sharing`` (the exported
-weights keep its layout: one shared tensor per position unless ``none``).
+``fairseq-train --arch shiftadd_transformer --subnet SUBNET.yml --finetune-from-model OUT.pt`` (or
+``shiftadd-retrain ... --finetune-from-model OUT.pt``). The weights of a supernet trained with plain
+or heterogeneous sharing are converted to one weight per operator (``--weight-sharing none``, the
+standalone default); ``--keep-weight-sharing`` keeps its one shared tensor per position, and
+fine-tuning then needs the supernet's ``--weight-sharing``.
 """
 from __future__ import annotations
 
@@ -25,19 +28,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("supernet", help="supernet checkpoint (fairseq-train --arch shiftadd_supernet_*)")
     parser.add_argument("subnet", help="subnet YAML")
     parser.add_argument("out", help="output checkpoint")
+    parser.add_argument("--keep-weight-sharing", action="store_true",
+                        help="keep the supernet's weight layout (one shared tensor per position) instead of converting "
+                             "it to --weight-sharing none; fine-tune it with the supernet's --weight-sharing")
     args = parser.parse_args(argv)
     if not Path(args.supernet).is_file():
         raise MissingInput(f"supernet checkpoint {args.supernet} does not exist")
     state = load_weights_only(args.supernet)
     subnet = supernet_space(state).load_subnet(args.subnet)
-    exported = export_subnet(state, subnet)
+    exported = export_subnet(state, subnet, keep_weight_sharing=args.keep_weight_sharing)
     out = Path(args.out)
     with atomic_path(out) as tmp:
         torch.save(exported, tmp)
     params = sum(t.numel() for t in exported["model"].values() if t.is_floating_point())
     sharing = exported["cfg"]["model"].get("weight_sharing", "none")
+    sharing_option = f" --weight-sharing {sharing}" if sharing != "none" else ""
     print(f"wrote {out}: {params / 1e6:.2f} M weights ({len(exported['model'])} tensors); to fine-tune it: fairseq-train "
-          f"--arch shiftadd_transformer --subnet {args.subnet} --weight-sharing {sharing} --finetune-from-model {out}")
+          f"--arch shiftadd_transformer --subnet {args.subnet}{sharing_option} --finetune-from-model {out}")
     return 0
 
 

@@ -4,6 +4,12 @@ Supernet and standalone model are built from the same layer classes, and every e
 leading slice, so each parameter of the standalone model is the leading slice of the supernet
 parameter with the same name. The exported model therefore computes exactly what the supernet
 computes with that subnet active.
+
+Under plain or heterogeneous sharing the supernet keeps one weight per linear position for all
+its operators. By default the export converts it to the ``none`` layout of ``shiftadd_transformer``
+(one weight per operator, :meth:`OperatorLinear.load_shared`), so the exported model fine-tunes
+with the standalone model's default options (``--weight-sharing none``, what ``shiftadd-retrain``
+uses) and computes what the supernet computes up to float rounding of the add weights' gain.
 """
 from __future__ import annotations
 
@@ -15,9 +21,11 @@ import torch
 import yaml
 
 from ..data.sized_dictionary import dictionary_of_size
+from ..errors import InvalidInput
+from ..modules.lightweight_branch import LightweightBranches
+from ..modules.operator_linear import OperatorLinear
 from ..space import SearchSpace, Subnet
 from .shiftadd_transformer import ShiftAddTransformer, ShiftAddTransformerConfig
-from ..errors import InvalidInput
 
 
 def supernet_space(state: dict[str, Any]) -> SearchSpace:
@@ -35,19 +43,43 @@ def standalone_config(supernet_model_cfg: dict[str, Any], subnet: Subnet) -> dic
     return cfg
 
 
-def export_subnet(state: dict[str, Any], subnet: Subnet) -> dict[str, Any]:
-    """A standalone checkpoint (same format as fairseq's) holding only ``subnet``'s weights."""
+def build_standalone(model_cfg: dict[str, Any], vocab: int) -> ShiftAddTransformer:
+    """The ``shiftadd_transformer`` of ``model_cfg`` (a checkpoint's cfg.model) over a ``vocab``-word dictionary."""
+    dictionary = dictionary_of_size(vocab)
+    task = SimpleNamespace(source_dictionary=dictionary, target_dictionary=dictionary)
+    fields = set(ShiftAddTransformerConfig.__dataclass_fields__)
+    return ShiftAddTransformer.build_model(ShiftAddTransformerConfig(**{k: v for k, v in model_cfg.items() if k in fields}), task)
+
+
+def unshared_weights(model_cfg: dict[str, Any], weights: dict[str, torch.Tensor], vocab: int) -> dict[str, torch.Tensor]:
+    """``weights`` of the standalone model of ``model_cfg`` (plain or heterogeneous sharing) as the weights of
+    the same model under ``--weight-sharing none``, which computes what it computes."""
+    dtype = weights["encoder.embed_tokens.weight"].dtype
+    shared = build_standalone(model_cfg, vocab).to(dtype)
+    shared.load_state_dict(weights)
+    model = build_standalone(dict(model_cfg, weight_sharing="none"), vocab).to(dtype)
+    missing = set(model.load_state_dict(weights, strict=False).missing_keys)  # every weight but the shared layers'
+    sources = dict(shared.named_modules())
+    for name, module in model.named_modules():
+        if isinstance(module, (OperatorLinear, LightweightBranches)):
+            module.load_shared(sources[name])
+            missing = {key for key in missing if not key.startswith(name + ".")}
+    if missing:
+        raise RuntimeError(f"weights of the 'none' layout not taken from the shared model: {sorted(missing)}")
+    return {name: tensor.detach().clone() for name, tensor in model.state_dict().items()}
+
+
+def export_subnet(state: dict[str, Any], subnet: Subnet, keep_weight_sharing: bool = False) -> dict[str, Any]:
+    """A standalone checkpoint (same format as fairseq's) holding only ``subnet``'s weights, in the
+    ``none`` layout unless ``keep_weight_sharing`` (then in the supernet's own)."""
     space = supernet_space(state)
     space.validate(subnet)
     subnet = space.complete(subnet)
     supernet_weights = state["model"]
     model_cfg = standalone_config(dict(state["cfg"]["model"]), subnet)
     vocab = supernet_weights["encoder.embed_tokens.weight"].size(0)
-    dictionary = dictionary_of_size(vocab)
-    task = SimpleNamespace(source_dictionary=dictionary, target_dictionary=dictionary)
-    fields = set(ShiftAddTransformerConfig.__dataclass_fields__)
     with torch.device("meta"):
-        skeleton = ShiftAddTransformer.build_model(ShiftAddTransformerConfig(**{k: v for k, v in model_cfg.items() if k in fields}), task)
+        skeleton = build_standalone(model_cfg, vocab)
     supernet_weights = dict(supernet_weights)
     skeleton.upgrade_state_dict_named(supernet_weights, "")  # older operator parametrisations load as today's
     weights = {}
@@ -56,6 +88,9 @@ def export_subnet(state: dict[str, Any], subnet: Subnet) -> dict[str, Any]:
             raise InvalidInput(f"the supernet checkpoint has no weight {name} (trained with another --weight-sharing?)")
         source = supernet_weights[name]
         weights[name] = source[tuple(slice(0, size) for size in target.shape)].clone()
+    if not keep_weight_sharing and model_cfg.get("weight_sharing", "none") != "none":
+        weights = unshared_weights(model_cfg, weights, vocab)
+        model_cfg["weight_sharing"] = "none"
     exported = copy.copy(state)
     exported["cfg"] = dict(state["cfg"], model=model_cfg)
     exported["model"] = weights

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Optional, Sequence
 
+import torch
 from fairseq.modules.lightweight_convolution import LightweightConv1dTBC
 from torch import Tensor, nn
 
@@ -86,6 +87,17 @@ class LightweightBranches(nn.Module):
         if "shiftadd" in self.kinds:
             self.shift = ShiftLinear(dim, dim, parametrization=recipe.shift_parametrization)
         self.quant = Quantizers(quant, ("linear1", "shift", "conv", "linear2"))
+
+    @torch.no_grad()
+    def load_shared(self, source: "LightweightBranches") -> None:
+        """Take the shared input and output linears of ``source``, these branches under plain or
+        heterogeneous sharing, as each kind's own (this module's ``none`` layout). Filters and the
+        shift layer have one layout in every mode; they load by name."""
+        if "shared" in self.linear1 or "shared" not in source.linear1:
+            raise ValueError("load_shared takes shared branches into 'none' ones")
+        for kind in self.kinds:
+            self.linear1[kind].load_state_dict(source.linear1["shared"].state_dict())
+            self.linear2[kind].load_state_dict(source.linear2["shared"].state_dict())
 
     def _owner(self, kind: str) -> str:
         return "shared" if "shared" in self.linear1 else kind

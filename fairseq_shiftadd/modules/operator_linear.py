@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
+import torch
 from torch import Tensor, nn
 
 from ..op_record import OpRecord
@@ -79,6 +80,24 @@ class OperatorLinear(nn.Module):
         if operator == "shift":
             return shift_linear(x, power_of_two(weight), bias, quantizer)
         return add_layer(x, self.add_weight(weight), bias, quantizer)
+
+    @torch.no_grad()
+    def load_shared(self, source: "OperatorLinear") -> None:
+        """Take the weights of ``source``, this position under plain or heterogeneous sharing, into this
+        ``none`` layer, which then computes what ``source`` computes: mult takes the shared weight, shift
+        its DeepShift-Q rounding (:meth:`ShiftLinear.from_linear`), add the weight ``source`` subtracts
+        (T(w) under heterogeneous sharing) over this layer's gain."""
+        if self.weight_sharing != "none" or source.weight_sharing == "none":
+            raise ValueError(f"load_shared takes a shared layer into a 'none' one, not {source.weight_sharing!r} into {self.weight_sharing!r}")
+        shared = source.shared
+        for operator, layer in self.ops.items():
+            if operator == "mult":
+                layer.load_state_dict(shared.state_dict())
+            elif operator == "shift":
+                layer.load_state_dict(ShiftLinear.from_linear(shared, layer.weight_bits, layer.parametrization).state_dict())
+            else:
+                layer.weight.copy_(source.add_weight(shared.weight) / layer.weight_gain)
+                layer.bias.copy_(shared.bias)
 
     def add_weight(self, weight: Tensor) -> Tensor:
         """The weight an add operator uses: T(w) under heterogeneous sharing, w otherwise."""

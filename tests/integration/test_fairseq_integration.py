@@ -89,22 +89,25 @@ def test_generate_with_a_subnet_and_with_its_exported_standalone_model(supernet_
 
 def test_fine_tune_a_subnet_from_its_inherited_weights(toy_data: Path, tmp_path: Path) -> None:
     """shiftadd-export-subnet from a heterogeneous supernet (the paper's sharing), then fairseq-train
-    --finetune-from-model with the supernet's --weight-sharing (issue 20's fine-tuning lever): the standalone model
-    starts from exactly the supernet's weights (lr 0: the saved weights equal the exported ones, tensor by tensor),
-    and a rerun resumes from its own checkpoint_last.pt, not from the inherited weights again."""
+    --finetune-from-model with the standalone model's default options (issue 20's fine-tuning lever): the export
+    converts the shared weights to one weight per operator, the standalone model starts from exactly them (lr 0: the
+    saved weights equal the exported ones, tensor by tensor), and a rerun resumes from its own checkpoint_last.pt,
+    not from the inherited weights again. --keep-weight-sharing keeps the supernet's layout and says how to train it."""
     import torch
 
-    sharing = ["--weight-sharing", "heterogeneous"]
+    supernet = tmp_path / "supernet" / "checkpoint_last.pt"
     run(["fairseq-train", str(toy_data), "--user-dir", "fairseq_shiftadd", "--task", "shiftadd_supernet_translation",
-         "--arch", "shiftadd_supernet_tiny", "--search-space", SPACE_FILE, *sharing, "--save-dir", str(tmp_path / "supernet"),
-         "--max-update", "3", *TRAIN_FLAGS])
+         "--arch", "shiftadd_supernet_tiny", "--search-space", SPACE_FILE, "--weight-sharing", "heterogeneous",
+         "--save-dir", str(supernet.parent), "--max-update", "3", *TRAIN_FLAGS])
     subnet_file = tmp_path / "hybrid.yml"
     write_subnet(SearchSpace.from_file(SPACE_FILE).representative_hybrid(), subnet_file)
+    kept = run(["shiftadd-export-subnet", str(supernet), str(subnet_file), str(tmp_path / "kept.pt"), "--keep-weight-sharing"])
+    assert "--weight-sharing heterogeneous --finetune-from-model" in kept.stdout  # the hint for the fine-tuning command
     exported = tmp_path / "inherited.pt"
-    out = run(["shiftadd-export-subnet", str(tmp_path / "supernet" / "checkpoint_last.pt"), str(subnet_file), str(exported)])
-    assert "--weight-sharing heterogeneous" in out.stdout  # the hint for the fine-tuning command
+    out = run(["shiftadd-export-subnet", str(supernet), str(subnet_file), str(exported)])
+    assert "--weight-sharing" not in out.stdout
     train = ["fairseq-train", str(toy_data), "--user-dir", "fairseq_shiftadd", "--arch", "shiftadd_transformer", "--subnet",
-             str(subnet_file), *sharing, "--save-dir", str(tmp_path / "tuned"), *TRAIN_FLAGS, "--finetune-from-model", str(exported),
+             str(subnet_file), "--save-dir", str(tmp_path / "tuned"), *TRAIN_FLAGS, "--finetune-from-model", str(exported),
              "--lr", "0", "--lr-scheduler", "fixed"]
     run([*train, "--max-update", "2"])
     inherited = torch.load(exported, weights_only=False)["model"]

@@ -14,6 +14,8 @@ from fairseq_shiftadd.data.sized_dictionary import dictionary_of_size
 from fairseq_shiftadd.models.export import export_subnet
 from fairseq_shiftadd.models.shiftadd_supernet import ShiftAddSupernet, ShiftAddSupernetConfig
 from fairseq_shiftadd.models.shiftadd_transformer import ShiftAddTransformer, ShiftAddTransformerConfig
+from fairseq_shiftadd.modules.laplace_transform import LaplaceTransform
+from fairseq_shiftadd.modules.operator_linear import OperatorLinear
 from fairseq_shiftadd.space import DECODER_BLOCKS, ENCODER_BLOCKS, FFN_TYPES, SearchSpace
 
 SPACE = SearchSpace.from_file("configs/spaces/tiny.yml")
@@ -102,28 +104,35 @@ def test_incremental_state_follows_beam_reordering() -> None:
     torch.testing.assert_close(step, full, rtol=1e-9, atol=1e-9)
 
 
-def standalone_of(state: dict, subnet, task) -> ShiftAddTransformer:
+def standalone_of(state: dict, subnet, task, keep_weight_sharing: bool = False) -> ShiftAddTransformer:
     """The standalone model export_subnet makes of a supernet checkpoint ``state``."""
-    exported = export_subnet(state, subnet)
+    exported = export_subnet(state, subnet, keep_weight_sharing)
     fields = set(ShiftAddTransformerConfig.__dataclass_fields__)
     standalone_cfg = ShiftAddTransformerConfig(**{k: v for k, v in exported["cfg"]["model"].items() if k in fields})
-    standalone = ShiftAddTransformer.build_model(standalone_cfg, task)
+    standalone = ShiftAddTransformer.build_model(standalone_cfg, task).to(exported["model"]["encoder.embed_tokens.weight"].dtype)
     standalone.load_state_dict(exported["model"])
     return standalone
 
 
+@pytest.mark.parametrize("keep_weight_sharing", [False, True])
 @pytest.mark.parametrize("sharing", ["none", "plain", "heterogeneous"])
-def test_exported_subnet_computes_what_the_supernet_computes(sharing: str) -> None:
+def test_exported_subnet_computes_what_the_supernet_computes(sharing: str, keep_weight_sharing: bool) -> None:
+    """In the supernet's layout and converted to one weight per operator (the default): the same logits,
+    for subnets running every block and FFN operator, with trained (not unit) heterogeneous scales T."""
     model = supernet(sharing)
     rng = random.Random(3)
+    for module in model.modules():
+        if isinstance(module, LaplaceTransform):
+            module.scale.data.uniform_(0.5, 1.5, generator=torch.Generator().manual_seed(4))
     src, lengths, tgt = batch(1)
     cfg = OmegaConf.to_container(OmegaConf.structured(model.cfg))
     task = fake_task()
-    for _ in range(4):
-        subnet = SPACE.sample(rng)
+    for subnet in [*every_operator_subnets(), SPACE.sample(rng), SPACE.sample(rng)]:
         model.set_subnet(subnet)
         state = {"cfg": {"model": dict(cfg, _name="shiftadd_supernet")}, "model": model.state_dict()}
-        standalone = standalone_of(state, subnet, task).double().eval()
+        standalone = standalone_of(state, subnet, task, keep_weight_sharing).double().eval()
+        layouts = {module.weight_sharing for module in standalone.modules() if isinstance(module, OperatorLinear)}
+        assert layouts == {sharing if keep_weight_sharing else "none"}
         with torch.no_grad():
             torch.testing.assert_close(standalone(src, lengths, tgt)[0], model(src, lengths, tgt)[0], rtol=1e-9, atol=1e-9)
         supernet_params = sum(p.numel() for p in model.parameters())
