@@ -19,6 +19,8 @@ HARMLESS_WARNINGS = [
     (UserWarning, r"\s*'\w+' is validated against ConfigStore schema with the same name"),
     (UserWarning, r"\s*The strict flag in the compose API is deprecated"),
     (UserWarning, r"'pin_memory' argument is set as true but no accelerator is found"),
+    # fairseq's MultiheadAttention gives torch a bool padding mask and a float causal mask; torch converts both
+    (UserWarning, r"Support for mismatched key_padding_mask and attn_mask is deprecated"),
     (DeprecationWarning, r"`torch\.jit\.script` is deprecated"),
     (FutureWarning, r"`torch\.cuda\.amp\.GradScaler\(args\.\.\.\)` is deprecated"),
     (FutureWarning, r"`torch\.cuda\.amp\.autocast\(args\.\.\.\)` is deprecated"),
