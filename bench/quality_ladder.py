@@ -45,7 +45,7 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from quality_multi30k import BIN, EVOLUTION, REPO, cost, multi30k_recipe, prepared_data, pyplot, save_figure, score, sh, side_by_side  # noqa: E402
+from quality_multi30k import BIN, EVOLUTION, REPO, cost, multi30k_recipe, prepared_data, pyplot, save_figure, scored_once, sh, side_by_side  # noqa: E402
 
 from fairseq_shiftadd.checkpoint_compat import load_weights_only  # noqa: E402
 from fairseq_shiftadd.cli.average import INTERVAL_CHECKPOINT, average_checkpoints, last_checkpoints, write_checkpoint  # noqa: E402
@@ -191,6 +191,40 @@ def levers(name: str, args: argparse.Namespace) -> str:
     return "; ".join(had) or "-"
 
 
+def merged_rows(table: Path, rows: list[dict]) -> list[dict]:
+    """The rows of ``table`` (JSON) from earlier invocations with ``rows`` in place of those of the same model,
+    then ``rows``' new models: a command that trains some rows of a table adds them to it, dropping none."""
+    earlier = json.loads(table.read_text()) if table.is_file() else []
+    for row in earlier:  # JSON keys are strings
+        row["valid_loss"] = {int(updates): loss for updates, loss in row["valid_loss"].items()}
+    fresh = {row["model"]: row for row in rows}
+    kept = [fresh.pop(row["model"], row) for row in earlier]
+    return kept + list(fresh.values())
+
+
+def markdown_table(rows: list[dict], marks: tuple[int, ...] = (500, 1000)) -> str:
+    """The ladder's table of ``rows``, with a column of checkpoint averages when a row has one."""
+    averages = {row["average_last"] for row in rows if row.get("sacrebleu_averaged") is not None}
+    extra_column = (f" sacreBLEU, average of last {next(iter(averages))} |" if len(averages) == 1
+                    else " sacreBLEU, average of the last checkpoints |" if averages else "")
+    lines = [
+        "| model | levers | energy mJ 32-bit | 8-bit | accelerator mJ | params M | "
+        + " | ".join(f"val loss @{m}" for m in marks) + " | val loss final (updates) | sacreBLEU |" + extra_column,
+        "|---|---|---|---|---|---|" + "---|" * len(marks) + "---|---|" + ("---|" if averages else ""),
+    ]
+    for r in rows:
+        at = " | ".join(f"{r['valid_loss'][m]:.3f}" if m in r["valid_loss"] else "-" for m in marks)
+        final = f"{r['valid_loss'][r['updates']]:.3f} ({r['updates']})" if r["updates"] else "-"
+        average = r.get("sacrebleu_averaged")
+        average_cell = ("" if not averages else " - |" if average is None
+                        else f" {average:.2f} |" if len(averages) == 1 else f" {average:.2f} (last {r['average_last']}) |")
+        lines.append(f"| {r['model']} | {r['levers']} | {r['energy_mj_32']:.4f} | {r['energy_mj_8']:.4f} | "
+                     f"{r['accelerator_mj_32']:.4f} | {r['params_m']:.2f} | {at} | {final} | {r['sacrebleu']:.2f} |" + average_cell)
+    if rows:
+        lines.append(f"\nsacreBLEU signature: {rows[0]['signature']}")
+    return "\n".join(lines) + "\n"
+
+
 def plot(curves: dict[str, dict[int, float]], out: Path) -> None:
     plt = pyplot()
 
@@ -303,43 +337,31 @@ def main() -> None:
         return
 
     coster = SubnetCoster(None, vocab_size=vocab)
-    rows, curves = [], {}
+    rows = []
     for name, run in runs.items():
         save = work / run
         if not (save / "checkpoint_best.pt").exists():
             continue
-        curve = curves[run] = valid_curve(appended_log(run, logs))
+        curve = valid_curve(appended_log(run, logs))
         subnet = load_subnet_file(subnets[name])
-        scored = score(save / "checkpoint_best.pt", data, subnets[name], logs / f"score-{run}.log")
+        scored = scored_once(save / "checkpoint_best.pt", data, subnets[name], logs / f"score-{run}.log")
         mean = averaged(save, args.average_last, max(curve, default=0)) if args.average_last else None
-        averaged_bleu = score(mean, data, subnets[name], logs / f"score-{run}-avg{args.average_last}.log")["sacrebleu"] if mean else None
+        averaged_bleu = scored_once(mean, data, subnets[name], logs / f"score-{run}-avg{args.average_last}.log")["sacrebleu"] if mean else None
         rows.append({
             "model": run, "levers": levers(name, args),
             "energy_mj_32": coster.energy_mj(subnet, bits=32), "energy_mj_8": coster.energy_mj(subnet, bits=8),
             "accelerator_mj_32": coster.energy_mj(subnet, bits=32, hardware="accelerator"),
             "params_m": coster.params(subnet) / 1e6, "valid_loss": curve, "updates": max(curve, default=0),
-            "sacrebleu": scored["sacrebleu"], "sacrebleu_averaged": averaged_bleu, "signature": scored["signature"],
+            "sacrebleu": scored["sacrebleu"], "sacrebleu_averaged": averaged_bleu, "average_last": args.average_last,
+            "signature": scored["signature"],
         })
     table = "ladder" + tag + row_levers + seeded
+    rows = merged_rows(work / f"{table}.json", rows)
     (work / f"{table}.json").write_text(json.dumps(rows, indent=1))
-    plot(curves, work / f"{table}_curves.png")
-    marks = (500, 1000)
-    lines = [
-        "| model | levers | energy mJ 32-bit | 8-bit | accelerator mJ | params M | "
-        + " | ".join(f"val loss @{m}" for m in marks) + " | val loss final (updates) | sacreBLEU |"
-        + (f" sacreBLEU, average of last {args.average_last} |" if args.average_last else ""),
-        "|---|---|---|---|---|---|" + "---|" * len(marks) + "---|---|" + ("---|" if args.average_last else ""),
-    ]
-    for r in rows:
-        at = " | ".join(f"{r['valid_loss'][m]:.3f}" if m in r["valid_loss"] else "-" for m in marks)
-        final = f"{r['valid_loss'][r['updates']]:.3f} ({r['updates']})" if r["updates"] else "-"
-        lines.append(f"| {r['model']} | {r['levers']} | {r['energy_mj_32']:.4f} | {r['energy_mj_8']:.4f} | "
-                     f"{r['accelerator_mj_32']:.4f} | {r['params_m']:.2f} | {at} | {final} | {r['sacrebleu']:.2f} |"
-                     + (f" {r['sacrebleu_averaged']:.2f} |" if r["sacrebleu_averaged"] is not None else " - |" if args.average_last else ""))
-    if rows:
-        lines.append(f"\nsacreBLEU signature: {rows[0]['signature']}")
-    (work / f"{table}.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    plot({r["model"]: r["valid_loss"] for r in rows}, work / f"{table}_curves.png")
+    text = markdown_table(rows)
+    (work / f"{table}.md").write_text(text)
+    print(text, end="")
 
 
 if __name__ == "__main__":

@@ -79,21 +79,10 @@ def overhead(args: argparse.Namespace) -> None:
     print(f"  8-bit / float: {median['8-bit'] / median['float']:.2f}x")
 
 
-def scored_once(checkpoint: Path, data: Path, subnet: Path, log: Path) -> dict:
-    """scripts/score.sh's summary; a log newer than the checkpoint is reused (an 8-bit decode is minutes)."""
-    from quality_multi30k import score
-
-    if log.is_file() and log.stat().st_mtime > checkpoint.stat().st_mtime:
-        last = log.read_text().strip().splitlines()[-1:]
-        if last and last[0].startswith("{"):
-            return json.loads(last[0])
-    return score(checkpoint, data, subnet, log)
-
-
 def multi30k(args: argparse.Namespace) -> None:
     """Fine-tune every ``--model`` to 8 bits and, as the control at equal updates, in float; calibrate both to 8 bits; score all five."""
     from quality_ladder import trained_updates
-    from quality_multi30k import BIN, multi30k_recipe, side_by_side
+    from quality_multi30k import BIN, multi30k_recipe, scored_once, side_by_side
 
     from fairseq_shiftadd.data.sized_dictionary import data_vocab_size
     from fairseq_shiftadd.hardware.costing import SubnetCoster
