@@ -204,8 +204,9 @@ def merged_rows(table: Path, rows: list[dict]) -> list[dict]:
 
 def markdown_table(rows: list[dict], marks: tuple[int, ...] = (500, 1000)) -> str:
     """The ladder's table of ``rows``, with a column of checkpoint averages when a row has one."""
-    averages = {row["average_last"] for row in rows if row.get("sacrebleu_averaged") is not None}
-    extra_column = (f" sacreBLEU, average of last {next(iter(averages))} |" if len(averages) == 1
+    averages = {row.get("average_last") for row in rows if row.get("sacrebleu_averaged") is not None}  # None: not recorded
+    single = len(averages) == 1 and None not in averages
+    extra_column = (f" sacreBLEU, average of last {next(iter(averages))} |" if single
                     else " sacreBLEU, average of the last checkpoints |" if averages else "")
     lines = [
         "| model | levers | energy mJ 32-bit | 8-bit | accelerator mJ | params M | "
@@ -217,7 +218,7 @@ def markdown_table(rows: list[dict], marks: tuple[int, ...] = (500, 1000)) -> st
         final = f"{r['valid_loss'][r['updates']]:.3f} ({r['updates']})" if r["updates"] else "-"
         average = r.get("sacrebleu_averaged")
         average_cell = ("" if not averages else " - |" if average is None
-                        else f" {average:.2f} |" if len(averages) == 1 else f" {average:.2f} (last {r['average_last']}) |")
+                        else f" {average:.2f} |" if single else f" {average:.2f} (last {r.get('average_last', '?')}) |")
         lines.append(f"| {r['model']} | {r['levers']} | {r['energy_mj_32']:.4f} | {r['energy_mj_8']:.4f} | "
                      f"{r['accelerator_mj_32']:.4f} | {r['params_m']:.2f} | {at} | {final} | {r['sacrebleu']:.2f} |" + average_cell)
     if rows:
