@@ -1,4 +1,4 @@
-"""``shiftadd-retrain``: retrain a searched subnet from scratch with the paper's recipe.
+"""``shiftadd-retrain``: retrain a searched subnet with the paper's recipe, from scratch or from its supernet weights.
 
 ``retrain SUBNET.yml DATA OUT [fairseq-train args]`` runs ``fairseq-train --arch
 shiftadd_transformer --subnet SUBNET.yml`` with HAT's subnet recipe: Adam (0.9, 0.98), lr 1e-3,
@@ -13,6 +13,11 @@ last N epoch checkpoints into ``OUT/checkpoint_avg_lastN.pt`` after training.
 ``--teacher CKPT`` retrains with word-level knowledge distillation from a trained model with the same
 dictionary (``--criterion word_distillation``, README); its effect on Multi30k is
 measured in BENCHMARKS.md (issue 20).
+
+``--inherit-from SUPERNET.pt`` starts from the subnet's weights in its trained supernet instead of a
+random initialisation: the subnet is exported once to ``OUT/inherited.pt`` (``shiftadd-export-subnet``)
+and fairseq-train fine-tunes it with the same recipe (``--finetune-from-model``: fresh optimizer and
+schedule); a rerun resumes from ``OUT/checkpoint_last.pt`` as usual.
 """
 from __future__ import annotations
 
@@ -26,6 +31,7 @@ from typing import Sequence
 from ..recipes import retrain_recipe
 from ..space import load_subnet_file
 from .average import average_checkpoints, last_checkpoints, write_checkpoint
+from .export_subnet import write_export
 from ..errors import InvalidInput, MissingInput, user_errors_to_exit
 from .common import USER_DIR
 
@@ -49,7 +55,15 @@ def build_parser() -> argparse.ArgumentParser:
                                                       "empty: the paper's plain label-smoothed recipe")
     parser.add_argument("--distill-weight", type=float, default=0.5, help="with --teacher: weight of the teacher's "
                                                                           "distribution in the training loss")
+    parser.add_argument("--inherit-from", default="", metavar="SUPERNET.pt",
+                        help="fine-tune from the subnet's weights in this trained supernet (exported to OUT/inherited.pt); "
+                             "empty: train from scratch")
     return parser
+
+
+def inherited_weights(args: argparse.Namespace) -> Path:
+    """Where the subnet's exported supernet weights are kept: the run's own directory."""
+    return Path(args.out) / "inherited.pt"
 
 
 def train_command(args: argparse.Namespace, extra: Sequence[str]) -> list[str]:
@@ -57,6 +71,7 @@ def train_command(args: argparse.Namespace, extra: Sequence[str]) -> list[str]:
     keep = ["--keep-last-epochs", str(args.average_last)] if args.average_last else ["--no-epoch-checkpoints"]
     distil = (["--criterion", "word_distillation", "--teacher", args.teacher, "--distill-weight", str(args.distill_weight)]
               if args.teacher else [])
+    inherit = ["--finetune-from-model", str(inherited_weights(args))] if args.inherit_from else []
     return [
         sys.executable, "-m", "fairseq_cli.train", args.data,
         "--user-dir", USER_DIR, "--task", "translation",
@@ -64,7 +79,7 @@ def train_command(args: argparse.Namespace, extra: Sequence[str]) -> list[str]:
         *retrain_recipe(str(args.lr), args.warmup_updates, args.max_update),
         "--max-tokens", str(args.max_tokens),
         "--valid-subset", args.valid_subset, "--best-checkpoint-metric", "loss",
-        "--save-dir", args.out, *keep, *distil,
+        "--save-dir", args.out, *keep, *distil, *inherit,
         *extra,
     ]
 
@@ -86,12 +101,18 @@ def check(args: argparse.Namespace) -> None:
         raise InvalidInput(f"--distill-weight must be in [0, 1], got {args.distill_weight}")
     if args.average_last < 0:
         raise InvalidInput(f"--average-last must be >= 0, got {args.average_last}")
+    if args.inherit_from and not Path(args.inherit_from).is_file():
+        raise MissingInput(f"--inherit-from: supernet checkpoint {args.inherit_from} does not exist")
 
 
 @user_errors_to_exit
 def main(argv: Sequence[str] | None = None) -> int:
     args, extra = build_parser().parse_known_args(argv)
     check(args)
+    inherited = inherited_weights(args)
+    if args.inherit_from and not inherited.is_file():
+        write_export(args.inherit_from, args.subnet, inherited)
+        print(f"inherited weights: {inherited} (the subnet of {args.inherit_from})", flush=True)
     command = train_command(args, extra)
     print("+ " + shlex.join(command), flush=True)
     code = subprocess.call(command)

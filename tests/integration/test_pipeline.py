@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from pathlib import Path
 
 from conftest import SPACE_FILE, run
@@ -39,6 +40,16 @@ def test_search_under_an_energy_budget_then_retrain_and_score(supernet_dir: Path
     assert {"bleu_tok", "sacrebleu", "signature", "energy_mj", "params", "subset"} <= set(summary)
     assert abs(summary["energy_mj"] - energy(out / "best.yml")) < 1e-12
     assert "60 sentences" in scored.stdout  # every validation sentence is scored
+
+    tuned = tmp_path / "fine-tuned"
+    fine_tune = ["bash", "scripts/retrain.sh", str(out / "best.yml"), str(toy_data), str(tuned), "--inherit-from",
+                 str(supernet_dir / "checkpoint_best.pt"), "--warmup-updates", "1", "--max-tokens", "1500", "--cpu", "--num-workers", "0"]
+    first = run([*fine_tune, "--max-update", "2"])
+    assert f"inherited weights: {tuned / 'inherited.pt'}" in first.stdout
+    assert re.search(r"loading pretrained model from \S+inherited\.pt", first.stdout + first.stderr)
+    resumed = run([*fine_tune, "--max-update", "3"])  # a rerun extends its own run
+    assert "inherited weights" not in resumed.stdout
+    assert re.search(r"Loaded checkpoint \S+checkpoint_last\.pt \(epoch \d+ @ 2 updates\)", resumed.stdout + resumed.stderr)
 
 
 def test_search_budgets_nothing_satisfies_or_everything_satisfies(supernet_dir: Path, toy_data: Path, tmp_path: Path) -> None:

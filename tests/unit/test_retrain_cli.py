@@ -37,9 +37,17 @@ def test_teacher_switches_the_criterion_to_word_distillation_and_extra_options_s
     assert value_of(overridden, "--criterion") == "label_smoothed_cross_entropy"
 
 
+def test_inherit_from_fine_tunes_the_export_kept_in_the_run_directory(inputs):
+    subnet, data = inputs
+    assert "--finetune-from-model" not in command(subnet, data, "out")
+    inherited = command(subnet, data, "out", "--inherit-from", "supernet.pt")
+    assert value_of(inherited, "--finetune-from-model") == str(Path("out") / "inherited.pt")
+
+
 @pytest.mark.parametrize("flags, named", [(["--teacher", "missing.pt"], "--teacher"),
-                                          (["--teacher", "TEACHER", "--distill-weight", "2"], "--distill-weight")])
-def test_bad_teacher_settings_are_one_line_with_exit_2(inputs, tmp_path, capsys, flags, named):
+                                          (["--teacher", "TEACHER", "--distill-weight", "2"], "--distill-weight"),
+                                          (["--inherit-from", "missing.pt"], "--inherit-from")])
+def test_bad_teacher_or_supernet_settings_are_one_line_with_exit_2(inputs, tmp_path, capsys, flags, named):
     subnet, data = inputs
     (tmp_path / "TEACHER").write_bytes(b"")
     flags = [str(tmp_path / f) if f == "TEACHER" else f for f in flags]
