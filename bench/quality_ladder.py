@@ -45,10 +45,11 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from quality_multi30k import BIN, EVOLUTION, REPO, cost, multi30k_recipe, prepared_data, pyplot, save_figure, scored_once, sh, side_by_side  # noqa: E402
+from quality_multi30k import BIN, EVOLUTION, REPO, cost, multi30k_recipe, prepared_data, pyplot, save_figure, scored_once, side_by_side  # noqa: E402
 
 from fairseq_shiftadd.checkpoint_compat import load_weights_only  # noqa: E402
 from fairseq_shiftadd.cli.average import INTERVAL_CHECKPOINT, average_checkpoints, last_checkpoints, write_checkpoint  # noqa: E402
+from fairseq_shiftadd.cli.export_subnet import write_export  # noqa: E402
 from fairseq_shiftadd.hardware.costing import SubnetCoster  # noqa: E402
 from fairseq_shiftadd.errors import InvalidInput, UserError  # noqa: E402
 from fairseq_shiftadd.space import load_subnet_file  # noqa: E402
@@ -109,7 +110,7 @@ def averaged(save: Path, count: int, updates: int) -> Path | None:
     return out
 
 
-def inherited_start(supernet: str | None, subnet: Path, save: Path, logs: Path) -> list:
+def inherited_start(supernet: str | None, subnet: Path, save: Path) -> list:
     """``--finetune-from-model`` options starting a row from ``subnet``'s weights in ``supernet``, exported once
     to ``save``/inherited.pt (fairseq ignores the option once the run has a checkpoint_last.pt to resume), converted
     to one weight per operator: the row fine-tunes with the recipe's own options."""
@@ -117,8 +118,7 @@ def inherited_start(supernet: str | None, subnet: Path, save: Path, logs: Path) 
         return []
     inherited = save / "inherited.pt"
     if not inherited.is_file():
-        save.mkdir(parents=True, exist_ok=True)
-        sh([BIN / "shiftadd-export-subnet", supernet, subnet, inherited], logs / f"export-{save.name}.log")
+        write_export(supernet, subnet, inherited)
     return ["--finetune-from-model", inherited]
 
 
@@ -332,7 +332,7 @@ def main() -> None:
             jobs[run] = [*train, *BASELINE_ARCH, *recipe(work / run, args.updates, **seed_and_keep)]
         else:  # the lever's options last: the recipe's own (--criterion) would otherwise override them
             jobs[run] = [*train, "--arch", "shiftadd_transformer", "--subnet", subnets[name], *recipe(work / run, args.updates, **seed_and_keep),
-                         *resumed_padding(work / run), *inherited_start(args.inherit_from, subnets[name], work / run, logs), *args.extra]
+                         *resumed_padding(work / run), *inherited_start(args.inherit_from, subnets[name], work / run), *args.extra]
     side_by_side(jobs, logs, args.at_once, append=True)
     if args.no_score:
         return
