@@ -24,7 +24,7 @@ from ..search.evolution import (
 )
 from ..space import SearchSpace, Subnet
 from ..data.sized_dictionary import data_vocab_size
-from ..errors import MissingInput, user_errors_to_exit
+from ..errors import InvalidInput, MissingInput, user_errors_to_exit
 from .common import add_verbose, parse
 
 if TYPE_CHECKING:
@@ -178,6 +178,20 @@ def search_context(args: argparse.Namespace) -> str:
         "tokens": args.tokens,
         "latency_predictor": args.latency_predictor and str(Path(args.latency_predictor).resolve()),
     }, sort_keys=True)
+
+
+def searched_with(subnet_file: str | Path) -> Path | None:
+    """The supernet checkpoint a search scored ``subnet_file`` with, when it is a search's
+    ``best.yml`` (its ``state.json`` beside it records the checkpoint); None for any other file."""
+    state_path = Path(subnet_file).parent / "state.json"
+    if not state_path.is_file():
+        return None
+    try:
+        context = json.loads(json.loads(state_path.read_bytes().decode("utf-8"))["signature"]["context"])
+        return Path(context["checkpoint"])
+    except (ValueError, KeyError, TypeError):
+        raise InvalidInput(f"{state_path} is not a search state with the supernet it used "
+                           "(signature.context.checkpoint); give --inherit-from SUPERNET.pt or --from-scratch") from None
 
 
 def run(args: argparse.Namespace) -> tuple[dict[str, Cost], list[tuple[float | None, SearchResult]]]:

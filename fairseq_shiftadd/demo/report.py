@@ -72,9 +72,10 @@ corpus ({s.train} train / {s.valid} valid / {s.test} test pairs), search space `
 
 {chr(10).join(table)}
 
-- Both models retrained from scratch with the same recipe and budget ({s.retrain_updates} updates), checkpoint
-  selected on the validation loss; BLEU on the test split from `scripts/score.sh` (sacreBLEU
-  `{rows[0]['score']['signature']}`).
+- Both models retrained with the same recipe and budget ({s.retrain_updates} updates): the searched one
+  fine-tuned from its supernet weights (`shiftadd-retrain`'s default for a search's best.yml), the
+  baseline from scratch; checkpoint selected on the validation loss; BLEU on the test split from
+  `scripts/score.sh` (sacreBLEU `{rows[0]['score']['signature']}`).
 - Columns marked * are timed on this machine and change with it and with its load; every other
   column is computed, not timed, and the same seed gives the same values under any load.
 - Energy and accelerator latency: `shiftadd-cost` at 30 tokens, op-count model (32-bit float and

@@ -9,7 +9,8 @@ Each stage runs through :class:`~fairseq_shiftadd.demo.runner.Demo` (commands ec
 5. search: ``shiftadd-search`` under half the all-multiplication baseline's energy and no more
    than its accelerator-model latency: both budgets are computed, not timed, so the same seed
    finds the same subnet on any machine under any load;
-6. retrain: ``scripts/retrain.sh`` for the searched subnet and the baseline, same budget;
+6. retrain: ``scripts/retrain.sh`` for the searched subnet (fine-tuned from its supernet weights,
+   the command's default for a search's ``best.yml``) and the baseline (from scratch), same budget;
 7. score: ``scripts/score.sh CKPT DATA test`` for both;
 8. report: ``OUT/report.md`` (BLEU, energy, accelerator latency, CPU latency timed in pairs with
    the baseline, predicted latency, params, subnet, Pareto plot).
@@ -140,7 +141,8 @@ def stage_search(demo: Demo) -> None:
 
 
 def stage_retrain(demo: Demo) -> None:
-    """Both subnets from scratch with the same (scaled-down) recipe; each resumes on a re-run."""
+    """Both subnets with the same (scaled-down) recipe, the searched one from its supernet weights
+    (``shiftadd-retrain``'s default for a search's ``best.yml``); each resumes on a re-run."""
     s = demo.settings
     for model, subnet_yml in demo.models.items():
         demo.run([

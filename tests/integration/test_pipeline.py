@@ -32,24 +32,27 @@ def test_search_under_an_energy_budget_then_retrain_and_score(supernet_dir: Path
     assert len(rows) >= 6 and all(float(row["energy_mj"]) <= budget for row in rows)
     assert all(0 < float(row["loss"]) < 20 for row in rows)  # validation losses in bits per token
 
-    retrained = tmp_path / "retrain"
-    run(["bash", "scripts/retrain.sh", str(out / "best.yml"), str(toy_data), str(retrained),
-         "--max-update", "12", "--warmup-updates", "2", "--max-tokens", "1500", "--cpu", "--num-workers", "0"])
+    retrained = tmp_path / "retrain"  # a search's best.yml fine-tunes from the supernet the search used
+    retrain = ["bash", "scripts/retrain.sh", str(out / "best.yml"), str(toy_data), str(retrained),
+               "--warmup-updates", "2", "--max-tokens", "1500", "--cpu", "--num-workers", "0"]
+    first = run([*retrain, "--max-update", "12"])
+    supernet = (supernet_dir / "checkpoint_best.pt").resolve()
+    assert f"inherited weights: {retrained / 'inherited.pt'} (the subnet of {supernet};" in first.stdout
+    assert re.search(r"loading pretrained model from \S+inherited\.pt", first.stdout + first.stderr)
     scored = run(["bash", "scripts/score.sh", str(retrained / "checkpoint_best.pt"), str(toy_data), "valid"])
     summary = json.loads(scored.stdout.strip().splitlines()[-1])
     assert {"bleu_tok", "sacrebleu", "signature", "energy_mj", "params", "subset"} <= set(summary)
     assert abs(summary["energy_mj"] - energy(out / "best.yml")) < 1e-12
     assert "60 sentences" in scored.stdout  # every validation sentence is scored
-
-    tuned = tmp_path / "fine-tuned"
-    fine_tune = ["bash", "scripts/retrain.sh", str(out / "best.yml"), str(toy_data), str(tuned), "--inherit-from",
-                 str(supernet_dir / "checkpoint_best.pt"), "--warmup-updates", "1", "--max-tokens", "1500", "--cpu", "--num-workers", "0"]
-    first = run([*fine_tune, "--max-update", "2"])
-    assert f"inherited weights: {tuned / 'inherited.pt'}" in first.stdout
-    assert re.search(r"loading pretrained model from \S+inherited\.pt", first.stdout + first.stderr)
-    resumed = run([*fine_tune, "--max-update", "3"])  # a rerun extends its own run
+    resumed = run([*retrain, "--max-update", "13"])  # a rerun extends its own run
     assert "inherited weights" not in resumed.stdout
-    assert re.search(r"Loaded checkpoint \S+checkpoint_last\.pt \(epoch \d+ @ 2 updates\)", resumed.stdout + resumed.stderr)
+    assert re.search(r"Loaded checkpoint \S+checkpoint_last\.pt \(epoch \d+ @ 12 updates\)", resumed.stdout + resumed.stderr)
+
+    scratch = tmp_path / "from-scratch"  # the paper's plain recipe, one flag away
+    plain = run(["bash", "scripts/retrain.sh", str(out / "best.yml"), str(toy_data), str(scratch), "--from-scratch",
+                 "--max-update", "2", "--warmup-updates", "1", "--max-tokens", "1500", "--cpu", "--num-workers", "0"])
+    assert "loading pretrained model" not in plain.stdout + plain.stderr and not (scratch / "inherited.pt").exists()
+    assert (scratch / "checkpoint_best.pt").is_file()
 
 
 def test_search_budgets_nothing_satisfies_or_everything_satisfies(supernet_dir: Path, toy_data: Path, tmp_path: Path) -> None:
