@@ -7,6 +7,9 @@ a seeded pool of random subnets), retrains each from scratch with the ladder's r
 ``--path``, the inherited-weight loss (the search's own fitness: cross-entropy in bits on the
 validation set) with the retrained one (fairseq's validation nll_loss at ``--updates``). The
 retrainings do not depend on the supernet, so a changed supernet is re-scored without retraining.
+With ``--finetune`` every subnet also fine-tunes from its weights in each supernet for ``--updates``
+(``shiftadd-retrain``'s default for a searched subnet), as NAME+from-SUPERNETDIR, and each supernet
+gets a second tau, against those fine-tuned losses. The from-scratch retrainings run first.
 Writes WORK/ranking/ranking.json and WORK/ranking/ranking.png.
 
     .venv/bin/python bench/supernet_ranking.py --work /work/m30k-ladder \\
@@ -21,7 +24,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from quality_ladder import SPACES, recipe, trained_updates, valid_curve  # noqa: E402
+from quality_ladder import SPACES, inherited_start, recipe, trained_updates, valid_curve  # noqa: E402
 from quality_multi30k import BIN, REPO, prepared_data, pyplot, save_figure, side_by_side  # noqa: E402
 
 from fairseq_shiftadd.hardware.costing import SubnetCoster  # noqa: E402
@@ -36,15 +39,31 @@ def spread_over_energy(space: SearchSpace, coster: SubnetCoster, count: int, poo
     return list(dict.fromkeys(picks))
 
 
+def finetuned_run(name: str, supernet: str) -> str:
+    """NAME+from-DIR: subnet ``name`` fine-tuned from its weights in the supernet checkpoint in DIR."""
+    return f"{name}+from-{Path(supernet).parent.name}"
+
+
+def loss_at(logs: Path, run: str, updates: int) -> float:
+    """fairseq's validation nll_loss of ``run`` at ``updates``, from its log."""
+    curve = valid_curve(logs / f"{run}.log", key="nll_loss")
+    if updates not in curve:
+        raise SystemExit(f"supernet_ranking: {logs / (run + '.log')} has no validation at update {updates}")
+    return curve[updates]
+
+
 def plot(results: dict, out: Path) -> None:
     plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(6, 4.5))
     retrained = [r["retrained_loss"] for r in results["subnets"]]
     for supernet, scores in results["supernets"].items():
-        ax.scatter(scores["inherited_losses"], retrained, label=f"{supernet} (tau {scores['kendall_tau']:.2f})")
+        ax.scatter(scores["inherited_losses"], retrained, label=f"{supernet}, from scratch (tau {scores['kendall_tau']:.2f})")
+        if "finetuned_losses" in scores:
+            ax.scatter(scores["inherited_losses"], scores["finetuned_losses"], marker="x",
+                       label=f"{supernet}, fine-tuned (tau {scores['kendall_tau_finetuned']:.2f})")
     ax.set_xlabel("validation loss with inherited supernet weights (bits/token)")
-    ax.set_ylabel("validation loss retrained from scratch (bits/token)")
+    ax.set_ylabel(f"validation loss after {results['updates']} updates (bits/token)")
     ax.set_title(f"Supernet ranking, {len(retrained)} subnets")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
@@ -62,6 +81,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1, help="seed of the pool")
     parser.add_argument("--updates", type=int, default=600, help="updates of every retraining")
     parser.add_argument("--at-once", type=int, default=2, help="trainings at a time, one thread each (cores)")
+    parser.add_argument("--finetune", action="store_true",
+                        help="also fine-tune every subnet from its weights in each supernet and rank against that")
     args = parser.parse_args()
     if args.subnets < 3:
         raise SystemExit("supernet_ranking: --subnets must be at least 3")
@@ -77,38 +98,47 @@ def main() -> None:
     for name, subnet in zip(names, subnets):
         write_subnet(subnet, out / f"{name}.yml")
 
-    side_by_side({
-        name: [BIN / "fairseq-train", data, "--user-dir", "fairseq_shiftadd", "--arch", "shiftadd_transformer",
-               "--subnet", out / f"{name}.yml", *recipe(out / name, args.updates)]
-        for name in names if trained_updates(out / name) < args.updates
-    }, logs, args.at_once, append=True)
+    def training(name: str, run: str, start: list) -> list:
+        return [BIN / "fairseq-train", data, "--user-dir", "fairseq_shiftadd", "--arch", "shiftadd_transformer",
+                "--subnet", out / f"{name}.yml", *recipe(out / run, args.updates), *start]
+
+    jobs = {name: training(name, name, []) for name in names}
+    if args.finetune:
+        for path in args.path:
+            for name in names:
+                run = finetuned_run(name, path)
+                (out / run).mkdir(exist_ok=True)
+                jobs[run] = training(name, run, inherited_start(path, out / f"{name}.yml", out / run))
+    side_by_side({run: job for run, job in jobs.items() if trained_updates(out / run) < args.updates},
+                 logs, args.at_once, append=True)
 
     from scipy.stats import kendalltau
     from fairseq_shiftadd.search.fitness import SupernetFitness
 
-    retrained = []
-    for name in names:
-        curve = valid_curve(logs / f"{name}.log", key="nll_loss")
-        if args.updates not in curve:
-            raise SystemExit(f"supernet_ranking: {logs / (name + '.log')} has no validation at update {args.updates}")
-        retrained.append(curve[args.updates])
+    retrained = [loss_at(logs, name, args.updates) for name in names]
     results = {"updates": args.updates, "subnets": [
         {"name": name, "energy_mj_32": coster.energy_mj(subnet), "retrained_loss": loss}
         for name, subnet, loss in zip(names, subnets, retrained)
     ], "supernets": {}}
     for path in args.path:
         inherited = SupernetFitness(str(data), path, space).losses(subnets)
-        tau = kendalltau(inherited, retrained).statistic
-        results["supernets"][path] = {"inherited_losses": inherited, "kendall_tau": tau}
+        scores = results["supernets"][path] = {"inherited_losses": inherited, "kendall_tau": kendalltau(inherited, retrained).statistic}
+        if args.finetune:
+            scores["finetuned_losses"] = [loss_at(logs, finetuned_run(name, path), args.updates) for name in names]
+            scores["kendall_tau_finetuned"] = kendalltau(inherited, scores["finetuned_losses"]).statistic
     (out / "ranking.json").write_text(json.dumps(results, indent=1))
     plot(results, out / "ranking.png")
-    print("| subnet | energy mJ (32-bit) | retrained val loss | " + " | ".join(f"inherited ({Path(p).parent.name})" for p in args.path) + " |")
-    print("|---|---|---|" + "---|" * len(args.path))
+    columns = [(f"inherited ({Path(p).parent.name})", p, "inherited_losses") for p in args.path]
+    if args.finetune:
+        columns += [(f"fine-tuned from {Path(p).parent.name}", p, "finetuned_losses") for p in args.path]
+    print("| subnet | energy mJ (32-bit) | retrained val loss | " + " | ".join(title for title, _, _ in columns) + " |")
+    print("|---|---|---|" + "---|" * len(columns))
     for i, r in enumerate(results["subnets"]):
-        inherited = " | ".join(f"{results['supernets'][p]['inherited_losses'][i]:.3f}" for p in args.path)
-        print(f"| {r['name']} | {r['energy_mj_32']:.4f} | {r['retrained_loss']:.3f} | {inherited} |")
+        cells = " | ".join(f"{results['supernets'][p][key][i]:.3f}" for _, p, key in columns)
+        print(f"| {r['name']} | {r['energy_mj_32']:.4f} | {r['retrained_loss']:.3f} | {cells} |")
     for path, scores in results["supernets"].items():
-        print(f"Kendall tau, {path}: {scores['kendall_tau']:.3f}")
+        print(f"Kendall tau, {path}: {scores['kendall_tau']:.3f} (from scratch)"
+              + (f", {scores['kendall_tau_finetuned']:.3f} (fine-tuned)" if args.finetune else ""))
 
 
 if __name__ == "__main__":
