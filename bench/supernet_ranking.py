@@ -86,6 +86,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.subnets < 3:
         raise SystemExit("supernet_ranking: --subnets must be at least 3")
+    if args.finetune and len({finetuned_run("", path) for path in args.path}) < len(args.path):
+        parser.error("--finetune: the --path checkpoints must lie in folders of different names (their runs are NAME+from-FOLDER)")
     work = Path(args.work)
     out = work / "ranking"
     logs = out / "logs"
@@ -107,7 +109,6 @@ def main() -> None:
         for path in args.path:
             for name in names:
                 run = finetuned_run(name, path)
-                (out / run).mkdir(exist_ok=True)
                 jobs[run] = training(name, run, inherited_start(path, out / f"{name}.yml", out / run))
     side_by_side({run: job for run, job in jobs.items() if trained_updates(out / run) < args.updates},
                  logs, args.at_once, append=True)
