@@ -44,6 +44,20 @@ def finetuned_run(name: str, supernet: str) -> str:
     return f"{name}+from-{Path(supernet).parent.name}"
 
 
+def column_names(paths: list) -> dict:
+    """Each supernet checkpoint's folder, with as many parent folders as tell the checkpoints apart
+    (and the file name where two checkpoints share a folder)."""
+    checkpoints = [Path(path).resolve() for path in paths]
+    folders = [checkpoint.parent for checkpoint in checkpoints]
+    for depth in range(1, max(len(folder.parts) for folder in folders) + 1):
+        names = ["/".join(folder.parts[-depth:]) for folder in folders]
+        if len(set(names)) == len(set(folders)):
+            break
+    shared = {folder for folder in folders if folders.count(folder) > 1}
+    return {path: name + (f"/{checkpoint.name}" if checkpoint.parent in shared else "")
+            for path, name, checkpoint in zip(paths, names, checkpoints)}
+
+
 def loss_at(logs: Path, run: str, updates: int) -> float:
     """fairseq's validation nll_loss of ``run`` at ``updates``, from its log."""
     curve = valid_curve(logs / f"{run}.log", key="nll_loss")
@@ -57,7 +71,9 @@ def plot(results: dict, out: Path) -> None:
 
     fig, ax = plt.subplots(figsize=(6, 4.5))
     retrained = [r["retrained_loss"] for r in results["subnets"]]
-    for supernet, scores in results["supernets"].items():
+    folder = column_names(list(results["supernets"]))
+    for path, scores in results["supernets"].items():
+        supernet = folder[path]
         ax.scatter(scores["inherited_losses"], retrained, label=f"{supernet}, from scratch (tau {scores['kendall_tau']:.2f})")
         if "finetuned_losses" in scores:
             ax.scatter(scores["inherited_losses"], scores["finetuned_losses"], marker="x",
@@ -85,7 +101,7 @@ def main() -> None:
                         help="also fine-tune every subnet from its weights in each supernet and rank against that")
     args = parser.parse_args()
     if args.subnets < 3:
-        raise SystemExit("supernet_ranking: --subnets must be at least 3")
+        parser.error(f"--subnets must be at least 3, got {args.subnets}")
     if args.finetune and len({finetuned_run("", path) for path in args.path}) < len(args.path):
         parser.error("--finetune: the --path checkpoints must lie in folders of different names (their runs are NAME+from-FOLDER)")
     work = Path(args.work)
@@ -129,9 +145,10 @@ def main() -> None:
             scores["kendall_tau_finetuned"] = kendalltau(inherited, scores["finetuned_losses"]).statistic
     (out / "ranking.json").write_text(json.dumps(results, indent=1))
     plot(results, out / "ranking.png")
-    columns = [(f"inherited ({Path(p).parent.name})", p, "inherited_losses") for p in args.path]
+    folder = column_names(args.path)
+    columns = [(f"inherited ({folder[p]})", p, "inherited_losses") for p in args.path]
     if args.finetune:
-        columns += [(f"fine-tuned from {Path(p).parent.name}", p, "finetuned_losses") for p in args.path]
+        columns += [(f"fine-tuned from {folder[p]}", p, "finetuned_losses") for p in args.path]
     print("| subnet | energy mJ (32-bit) | retrained val loss | " + " | ".join(title for title, _, _ in columns) + " |")
     print("|---|---|---|" + "---|" * len(columns))
     for i, r in enumerate(results["subnets"]):
