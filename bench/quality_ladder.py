@@ -22,7 +22,9 @@ Writes WORK/ladder.json, WORK/ladder.md (the table) and WORK/ladder_curves.png; 
 (``--lever kd --extra --criterion word_distillation --teacher ...``) trains ROW+kd runs and writes
 WORK/ladder+kd.*, the plain runs untouched. A supernet lever (``--supernet-lever inplace``: in-place
 distillation, ``--criterion word_distillation --teacher largest``) trains its own supernets, searches
-and searched rows, named NAME+inplace, and writes WORK/ladder+inplace.*. ``--subnet-file NAME=YAML``
+and searched rows, named NAME+inplace, and writes WORK/ladder+inplace.*; ``--supernet-lever warm`` starts
+the hybrid supernet from the weights WORK/supernet-mult shares with it (``--init-from-supernet``), so it
+has that supernet's updates before its own. ``--subnet-file NAME=YAML``
 adds a row NAME that trains the given subnet with the same recipe (no supernet, no search), e.g. a
 searched subnet kept in ``configs/subnets/``. ``--seed N`` (other than the recipe's 1) trains every
 row as RUN+seedN (supernets keep seed 1). ``--average-last N`` keeps each row's last N interval
@@ -75,14 +77,22 @@ FIXED_ROWS = {
 # Searched rows: (supernet / space, fraction of the baseline's 32-bit op-count energy).
 SEARCHED_ROWS = {"hat-50": ("mult", 0.5), "hybrid-25": ("hybrid", 0.25), "hybrid-50": ("hybrid", 0.5), "hybrid-75": ("hybrid", 0.75)}
 ROWS = ("baseline", *FIXED_ROWS, *SEARCHED_ROWS)
-# Levers of supernet training: fairseq-train options added to the supernets' command.
-SUPERNET_LEVERS = {"inplace": ["--criterion", "word_distillation", "--teacher", "largest"]}
+SUPERNET_LEVERS = ("inplace", "warm")
 VALIDATE_EVERY = 100
 BASELINE_ARCH = [
     "--arch", "transformer", "--encoder-layers", "3", "--decoder-layers", "3", "--encoder-embed-dim", "256",
     "--decoder-embed-dim", "256", "--encoder-ffn-embed-dim", "512", "--decoder-ffn-embed-dim", "512",
     "--encoder-attention-heads", "4", "--decoder-attention-heads", "4",
 ]
+
+
+def supernet_lever_options(lever: str | None, work: Path, space: str) -> list:
+    """fairseq-train options a lever of supernet training adds to the ``space`` supernet's command."""
+    if lever == "inplace":  # in-place distillation: the largest subnet of each update teaches the sampled ones
+        return ["--criterion", "word_distillation", "--teacher", "largest"]
+    if lever == "warm" and space == "hybrid":  # start from the weights the multiplication-only supernet shares
+        return ["--init-from-supernet", work / "supernet-mult" / "checkpoint_best.pt"]
+    return []
 
 
 def recipe(save: Path, updates: int, warmup: int = 400, seed: int = 1, keep: int = 1) -> list:
@@ -183,7 +193,8 @@ def levers(name: str, args: argparse.Namespace) -> str:
     """The table's account of what a row had beyond the plain recipe."""
     had = []
     if args.supernet_lever and name in SEARCHED_ROWS:
-        had.append(f"supernet: {' '.join(SUPERNET_LEVERS[args.supernet_lever])}")
+        options = supernet_lever_options(args.supernet_lever, Path(args.work), SEARCHED_ROWS[name][0])
+        had.append(f"supernet: {' '.join(map(str, options))}")
     if args.extra and name != "baseline":
         had.append(" ".join(args.extra))
     if args.inherit_from and name != "baseline":
@@ -263,8 +274,10 @@ def main() -> None:
     parser.add_argument("--inherit-from", metavar="SUPERNET.pt",
                         help="fine-tune every shiftadd_transformer row from its subnet's weights in this supernet "
                              "instead of training it from scratch (runs ROW+inherit)")
-    parser.add_argument("--supernet-lever", choices=sorted(SUPERNET_LEVERS),
-                        help="a lever of supernet training: its supernets, searches and searched rows are NAME+LEVER")
+    parser.add_argument("--supernet-lever", choices=SUPERNET_LEVERS,
+                        help="a lever of supernet training: its supernets, searches and searched rows are NAME+LEVER; "
+                             "inplace: in-place distillation; warm: the hybrid supernet starts from WORK/supernet-mult's "
+                             "weights (train that first: --rows hat-50)")
     parser.add_argument("--lever", help="name of the lever --extra gives: its runs are ROW+LEVER, its table ladder+LEVER.md")
     parser.add_argument("--extra", nargs=argparse.REMAINDER, default=[],
                         help="fairseq-train options given to every shiftadd_transformer row (the lever), e.g. "
@@ -281,6 +294,13 @@ def main() -> None:
         parser.error(f"--subnet-file: {clash[0]} is a ladder row; give the row another name")
     if args.rows is None:
         args.rows = [] if given else list(ROWS)
+    if args.supernet_lever == "warm":
+        if "hat-50" in args.rows:
+            parser.error("--supernet-lever warm warm-starts the hybrid supernet from the multiplication-only one; "
+                         "give hat-50 its equal as a longer supernet (--supernet-updates) without the lever")
+        if not (Path(args.work) / "supernet-mult/checkpoint_best.pt").is_file():
+            parser.error(f"--supernet-lever warm: {args.work}/supernet-mult/checkpoint_best.pt does not exist; "
+                         "train it first (--rows hat-50)")
     work = Path(args.work)
     logs = work / "logs"
     logs.mkdir(parents=True, exist_ok=True)
@@ -298,7 +318,7 @@ def main() -> None:
                                    "--search-space", SPACES[space], "--sandwich", "--weight-sharing", "heterogeneous",
                                    *recipe(work / f"supernet-{space}{tag}", args.supernet_updates, args.supernet_warmup),
                                    *resumed_padding(work / f"supernet-{space}{tag}"),
-                                   *SUPERNET_LEVERS.get(args.supernet_lever, [])]  # after the recipe's --criterion
+                                   *supernet_lever_options(args.supernet_lever, work, space)]  # after the recipe's --criterion
         for space in spaces if trained_updates(work / f"supernet-{space}{tag}") < args.supernet_updates
     }, logs, args.at_once, append=True)
 

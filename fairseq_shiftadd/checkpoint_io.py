@@ -28,6 +28,7 @@ from .checkpoint_compat import load_weights_only
 from .errors import InvalidInput, UserError
 from .files import atomic_path
 from .space import SearchSpace
+from .warm_start import warm_start_fresh_training
 
 logger = logging.getLogger(__name__)
 
@@ -106,9 +107,18 @@ def check_resumed_space(path: str, trainer) -> None:
 
 def resume_from_readable(load_checkpoint: Callable) -> Callable:
     """Wrap fairseq's ``checkpoint_utils.load_checkpoint(cfg, trainer, ...)``: when the default restore
-    file ``checkpoint_last.pt`` exists but is broken, restore the newest readable checkpoint instead."""
+    file ``checkpoint_last.pt`` exists but is broken, restore the newest readable checkpoint instead; a run
+    that restores nothing starts from ``--init-from-supernet`` when given (:mod:`.warm_start`)."""
 
     def load_readable_checkpoint(cfg, trainer, **passthrough_args):
+        last = os.path.join(cfg.save_dir, f"checkpoint_last{trainer.checkpoint_suffix or ''}.pt")
+        given_starts = {"--restore-file": cfg.restore_file if cfg.restore_file != DEFAULT_RESTORE_FILE else None,
+                        "--finetune-from-model": cfg.finetune_from_model}
+        warm_start_fresh_training(trainer, resuming=cfg.restore_file == DEFAULT_RESTORE_FILE and os.path.exists(last),
+                                  other_starts={option: value for option, value in given_starts.items() if value})
+        return load_resumable(cfg, trainer, **passthrough_args)
+
+    def load_resumable(cfg, trainer, **passthrough_args):
         suffix = trainer.checkpoint_suffix or ""
         last = os.path.join(cfg.save_dir, f"checkpoint_last{suffix}.pt")
         if cfg.restore_file != DEFAULT_RESTORE_FILE or not os.path.exists(last) or is_readable_checkpoint(last):

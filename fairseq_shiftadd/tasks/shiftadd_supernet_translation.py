@@ -47,6 +47,11 @@ class ShiftAddSupernetTranslationConfig(TranslationConfig):
     sandwich: bool = field(
         default=False, metadata={"help": "train largest + smallest + one random subnet in every update (sandwich rule)"}
     )
+    init_from_supernet: Optional[str] = field(
+        default=None,
+        metadata={"help": "start a fresh training from the weights this supernet checkpoint shares with the one trained "
+                          "(same names and shapes, e.g. a multiplication-only supernet); ignored when the run resumes"},
+    )
     log_subnets: bool = field(
         default=False, metadata={"help": "log every update's subnets on every data-parallel rank (fingerprints of their YAML)"}
     )
