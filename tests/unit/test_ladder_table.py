@@ -1,7 +1,9 @@
-"""bench/quality_ladder.py's table: a command that trains some rows of a table adds them to it."""
+"""bench/quality_ladder.py's table: a command that trains some rows of a table adds them to it; its options refused
+before anything is written."""
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -33,3 +35,15 @@ def test_the_average_column_appears_when_a_row_has_an_average() -> None:
     two_counts = markdown_table([row("a", 30.0, 30.5, 3), row("b", 31.0, 31.5, 5)]).splitlines()
     assert two_counts[2].endswith("| 30.50 (last 3) |") and two_counts[3].endswith("| 31.50 (last 5) |")
     assert two_counts[-1] == "sacreBLEU signature: nrefs:1"
+
+
+def test_the_warm_lever_needs_the_mult_supernet_and_leaves_hat_its_own_lever(tmp_path: Path) -> None:
+    def ladder(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, str(Path(__file__).parents[2] / "bench/quality_ladder.py"), "--work", str(tmp_path),
+                               "--supernet-lever", "warm", *args], capture_output=True, text=True, timeout=120)
+
+    missing = ladder("--rows", "hybrid-50")
+    assert missing.returncode == 2 and "supernet-mult/checkpoint_best.pt does not exist" in missing.stderr
+    with_hat = ladder("--rows", "hybrid-50", "hat-50")
+    assert with_hat.returncode == 2 and "give hat-50 its equal as a longer supernet" in with_hat.stderr
+    assert not (tmp_path / "logs").exists()  # refused before anything is written

@@ -13,7 +13,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "fairseq_shiftadd"
 # Top-level names of the package (modules or subpackages), lowest layer first.
 LAYERS: list[set[str]] = [
     {"errors", "files", "venv_commands", "quiet"},
-    {"space", "op_record", "checkpoint_compat", "checkpoint_io", "distributed", "recipes", "data"},
+    {"space", "op_record", "checkpoint_compat", "warm_start", "checkpoint_io", "distributed", "recipes", "data"},
     {"modules"},
     {"models"},
     {"tasks", "criterions", "hardware"},
