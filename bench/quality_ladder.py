@@ -78,6 +78,7 @@ FIXED_ROWS = {
 SEARCHED_ROWS = {"hat-50": ("mult", 0.5), "hybrid-25": ("hybrid", 0.25), "hybrid-50": ("hybrid", 0.5), "hybrid-75": ("hybrid", 0.75)}
 ROWS = ("baseline", *FIXED_ROWS, *SEARCHED_ROWS)
 SUPERNET_LEVERS = ("inplace", "warm")
+WARM_SOURCE = "supernet-mult/checkpoint_best.pt"  # under WORK: the supernet the warm lever starts the hybrid one from
 VALIDATE_EVERY = 100
 BASELINE_ARCH = [
     "--arch", "transformer", "--encoder-layers", "3", "--decoder-layers", "3", "--encoder-embed-dim", "256",
@@ -91,7 +92,7 @@ def supernet_lever_options(lever: str | None, work: Path, space: str) -> list:
     if lever == "inplace":  # in-place distillation: the largest subnet of each update teaches the sampled ones
         return ["--criterion", "word_distillation", "--teacher", "largest"]
     if lever == "warm" and space == "hybrid":  # start from the weights the multiplication-only supernet shares
-        return ["--init-from-supernet", work / "supernet-mult" / "checkpoint_best.pt"]
+        return ["--init-from-supernet", work / WARM_SOURCE]
     return []
 
 
@@ -298,8 +299,8 @@ def main() -> None:
         if "hat-50" in args.rows:
             parser.error("--supernet-lever warm warm-starts the hybrid supernet from the multiplication-only one; "
                          "give hat-50 its equal as a longer supernet (--supernet-updates) without the lever")
-        if not (Path(args.work) / "supernet-mult/checkpoint_best.pt").is_file():
-            parser.error(f"--supernet-lever warm: {args.work}/supernet-mult/checkpoint_best.pt does not exist; "
+        if not (Path(args.work) / WARM_SOURCE).is_file():
+            parser.error(f"--supernet-lever warm: {Path(args.work) / WARM_SOURCE} does not exist; "
                          "train it first (--rows hat-50)")
     work = Path(args.work)
     logs = work / "logs"
