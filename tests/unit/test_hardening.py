@@ -133,9 +133,10 @@ def test_a_resume_past_a_broken_last_checkpoint_takes_the_newest_readable_one(tm
 
     restored = []
     load = resume_from_readable(lambda cfg, trainer: restored.append(cfg.restore_file))
-    cfg = OmegaConf.create({"save_dir": str(tmp_path), "restore_file": "checkpoint_last.pt"})
+    cfg = OmegaConf.create({"save_dir": str(tmp_path), "restore_file": "checkpoint_last.pt", "finetune_from_model": None})
+    trainer = SimpleNamespace(checkpoint_suffix="", cfg=SimpleNamespace(task=SimpleNamespace()))  # a task without --init-from-supernet
     with caplog.at_level(logging.WARNING):
-        load(cfg, SimpleNamespace(checkpoint_suffix=""))
+        load(cfg, trainer)
     assert restored == [str(tmp_path / "checkpoint_best.pt")] and cfg.restore_file == "checkpoint_last.pt"
     assert [r.getMessage() for r in caplog.records] == [
         f"{tmp_path / 'checkpoint_last.pt'} is empty or truncated (a run killed while saving); resuming from checkpoint_best.pt instead"]
@@ -143,7 +144,7 @@ def test_a_resume_past_a_broken_last_checkpoint_takes_the_newest_readable_one(tm
     for path in tmp_path.glob("checkpoint[0-9_b]*.pt"):
         path.write_bytes(b"")
     with pytest.raises(InvalidInput, match="holds no other readable checkpoint; delete it to train from scratch"):
-        load(cfg, SimpleNamespace(checkpoint_suffix=""))
+        load(cfg, trainer)
 
 
 # ------------------------------------------------------------------ the space stored in checkpoints
