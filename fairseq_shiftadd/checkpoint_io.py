@@ -111,18 +111,18 @@ def resume_from_readable(load_checkpoint: Callable) -> Callable:
     that restores nothing starts from ``--init-from-supernet`` when given (:mod:`.warm_start`)."""
 
     def load_readable_checkpoint(cfg, trainer, **passthrough_args):
-        last = os.path.join(cfg.save_dir, f"checkpoint_last{trainer.checkpoint_suffix or ''}.pt")
-        given_starts = {"--restore-file": cfg.restore_file if cfg.restore_file != DEFAULT_RESTORE_FILE else None,
-                        "--finetune-from-model": cfg.finetune_from_model}
-        warm_start_fresh_training(trainer, resuming=cfg.restore_file == DEFAULT_RESTORE_FILE and os.path.exists(last),
-                                  other_starts={option: value for option, value in given_starts.items() if value})
-        return load_resumable(cfg, trainer, **passthrough_args)
-
-    def load_resumable(cfg, trainer, **passthrough_args):
         suffix = trainer.checkpoint_suffix or ""
         last = os.path.join(cfg.save_dir, f"checkpoint_last{suffix}.pt")
-        if cfg.restore_file != DEFAULT_RESTORE_FILE or not os.path.exists(last) or is_readable_checkpoint(last):
-            if cfg.restore_file == DEFAULT_RESTORE_FILE and os.path.exists(last):
+        resumes_last = cfg.restore_file == DEFAULT_RESTORE_FILE and os.path.exists(last)
+        given_starts = {"--restore-file": cfg.restore_file if cfg.restore_file != DEFAULT_RESTORE_FILE else None,
+                        "--finetune-from-model": cfg.finetune_from_model}
+        warm_start_fresh_training(trainer, resuming=resumes_last,
+                                  other_starts={option: value for option, value in given_starts.items() if value})
+        return load_resumable(cfg, trainer, suffix, last, resumes_last, **passthrough_args)
+
+    def load_resumable(cfg, trainer, suffix: str, last: str, resumes_last: bool, **passthrough_args):
+        if not resumes_last or is_readable_checkpoint(last):
+            if resumes_last:
                 check_resumed_space(last, trainer)
             return load_checkpoint(cfg, trainer, **passthrough_args)
         fallback = readable_fallback(cfg.save_dir, last, suffix)
