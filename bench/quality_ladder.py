@@ -23,8 +23,9 @@ Writes WORK/ladder.json, WORK/ladder.md (the table) and WORK/ladder_curves.png; 
 WORK/ladder+kd.*, the plain runs untouched. A supernet lever (``--supernet-lever inplace``: in-place
 distillation, ``--criterion word_distillation --teacher largest``) trains its own supernets, searches
 and searched rows, named NAME+inplace, and writes WORK/ladder+inplace.*; ``--supernet-lever warm`` starts
-the hybrid supernet from the weights WORK/supernet-mult shares with it (``--init-from-supernet``), so it
-has that supernet's updates before its own. ``--subnet-file NAME=YAML``
+every supernet from WORK/supernet-mult (``--init-from-supernet``): the hybrid one from the weights it shares
+with it, the multiplication-only one from all of them, its learning-rate schedule restarted as the hybrid's
+is (HAT's equal), so each has that supernet's updates before its own. ``--subnet-file NAME=YAML``
 adds a row NAME that trains the given subnet with the same recipe (no supernet, no search), e.g. a
 searched subnet kept in ``configs/subnets/``. ``--seed N`` (other than the recipe's 1) trains every
 row as RUN+seedN (supernets keep seed 1). ``--average-last N`` keeps each row's last N interval
@@ -91,7 +92,7 @@ def supernet_lever_options(lever: str | None, work: Path, space: str) -> list:
     """fairseq-train options a lever of supernet training adds to the ``space`` supernet's command."""
     if lever == "inplace":  # in-place distillation: the largest subnet of each update teaches the sampled ones
         return ["--criterion", "word_distillation", "--teacher", "largest"]
-    if lever == "warm" and space == "hybrid":  # start from the weights the multiplication-only supernet shares
+    if lever == "warm":  # start from the multiplication-only supernet's weights (the hybrid: those it shares)
         return ["--init-from-supernet", work / WARM_SOURCE]
     return []
 
@@ -131,6 +132,16 @@ def inherited_start(supernet: str | None, subnet: Path, save: Path) -> list:
     if not inherited.is_file():
         write_export(supernet, subnet, inherited)
     return ["--finetune-from-model", inherited]
+
+
+def searched_subnet(out: Path, budget: float) -> Path:
+    """Where the search in ``out`` keeps its best subnet under ``budget`` mJ: ``out``/budget-B/best.yml, or
+    ``out``/best.yml when ``out`` holds a search of that one budget alone (as earlier ladders wrote it)."""
+    state = out / "state.json"
+    if (out / "best.yml").is_file() and state.is_file():
+        if json.loads(state.read_text())["signature"]["constraints"] == [["energy_mj", float(f"{budget:g}")]]:
+            return out / "best.yml"
+    return out / f"budget-{budget:g}" / "best.yml"
 
 
 def valid_curve(log: Path, key: str = "loss") -> dict[int, float]:
@@ -277,7 +288,7 @@ def main() -> None:
                              "instead of training it from scratch (runs ROW+inherit)")
     parser.add_argument("--supernet-lever", choices=SUPERNET_LEVERS,
                         help="a lever of supernet training: its supernets, searches and searched rows are NAME+LEVER; "
-                             "inplace: in-place distillation; warm: the hybrid supernet starts from WORK/supernet-mult's "
+                             "inplace: in-place distillation; warm: every supernet starts from WORK/supernet-mult's "
                              "weights (train that first: --rows hat-50)")
     parser.add_argument("--lever", help="name of the lever --extra gives: its runs are ROW+LEVER, its table ladder+LEVER.md")
     parser.add_argument("--extra", nargs=argparse.REMAINDER, default=[],
@@ -295,13 +306,9 @@ def main() -> None:
         parser.error(f"--subnet-file: {clash[0]} is a ladder row; give the row another name")
     if args.rows is None:
         args.rows = [] if given else list(ROWS)
-    if args.supernet_lever == "warm":
-        if "hat-50" in args.rows:
-            parser.error("--supernet-lever warm warm-starts the hybrid supernet from the multiplication-only one; "
-                         "give hat-50 its equal as a longer supernet (--supernet-updates) without the lever")
-        if not (Path(args.work) / WARM_SOURCE).is_file():
-            parser.error(f"--supernet-lever warm: {Path(args.work) / WARM_SOURCE} does not exist; "
-                         "train it first (--rows hat-50)")
+    if args.supernet_lever == "warm" and not (Path(args.work) / WARM_SOURCE).is_file():
+        parser.error(f"--supernet-lever warm: {Path(args.work) / WARM_SOURCE} does not exist; "
+                     "train it first (--rows hat-50)")
     work = Path(args.work)
     logs = work / "logs"
     logs.mkdir(parents=True, exist_ok=True)
@@ -326,17 +333,18 @@ def main() -> None:
     base_energy = cost(BASELINE_SUBNET, 32, vocab)["energy_mj"]
     jobs = {}
     for space in spaces:
-        fractions = sorted(SEARCHED_ROWS[name][1] for name in searched if SEARCHED_ROWS[name][0] == space)
-        budgets = [round(fraction * base_energy, 6) for fraction in fractions]
         out = work / f"search-{space}{tag}"
+        budgets = {}
         for name in searched:
-            if SEARCHED_ROWS[name][0] == space:  # shiftadd-search writes one folder per budget when given several
-                budget = f"budget-{round(SEARCHED_ROWS[name][1] * base_energy, 6):g}"
-                subnets[name] = (out / budget if len(budgets) > 1 else out) / "best.yml"
-        if not all(subnets[name].exists() for name in searched if SEARCHED_ROWS[name][0] == space):
+            if SEARCHED_ROWS[name][0] == space:
+                budgets[name] = round(SEARCHED_ROWS[name][1] * base_energy, 6)
+                subnets[name] = searched_subnet(out, budgets[name])
+        missing = sorted({budgets[name] for name in budgets if not subnets[name].exists()})
+        if missing:  # one budget: shiftadd-search writes into --out itself; several: one folder each
             jobs[out.name] = [BIN / "shiftadd-search", data, "--path", work / f"supernet-{space}{tag}/checkpoint_best.pt",
-                              "--search-space", SPACES[space], "--energy-mj", ",".join(f"{b:g}" for b in budgets),
-                              *EVOLUTION, "--max-sentences-valid", str(args.valid_sentences), "--out", out, "--no-progress"]
+                              "--search-space", SPACES[space], "--energy-mj", ",".join(f"{b:g}" for b in missing),
+                              *EVOLUTION, "--max-sentences-valid", str(args.valid_sentences),
+                              "--out", out / f"budget-{missing[0]:g}" if len(missing) == 1 else out, "--no-progress"]
     side_by_side(jobs, logs, args.at_once)
 
     seeded = f"+seed{args.seed}" if args.seed != 1 else ""

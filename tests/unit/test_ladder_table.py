@@ -8,7 +8,10 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
-from quality_ladder import markdown_table, merged_rows  # noqa: E402
+from quality_ladder import SPACES, markdown_table, merged_rows, searched_subnet  # noqa: E402
+
+from fairseq_shiftadd.search.evolution import Constraint, Evolution  # noqa: E402
+from fairseq_shiftadd.space import SearchSpace  # noqa: E402
 
 
 def row(model: str, bleu: float, averaged: float | None = None, average_last: int = 0) -> dict:
@@ -37,13 +40,22 @@ def test_the_average_column_appears_when_a_row_has_an_average() -> None:
     assert two_counts[-1] == "sacreBLEU signature: nrefs:1"
 
 
-def test_the_warm_lever_needs_the_mult_supernet_and_leaves_hat_its_own_lever(tmp_path: Path) -> None:
-    def ladder(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, str(Path(__file__).parents[2] / "bench/quality_ladder.py"), "--work", str(tmp_path),
-                               "--supernet-lever", "warm", *args], capture_output=True, text=True, timeout=120)
-
-    missing = ladder("--rows", "hybrid-50")
-    assert missing.returncode == 2 and "supernet-mult/checkpoint_best.pt does not exist" in missing.stderr
-    with_hat = ladder("--rows", "hybrid-50", "hat-50")
-    assert with_hat.returncode == 2 and "give hat-50 its equal as a longer supernet" in with_hat.stderr
+def test_the_warm_lever_needs_the_mult_supernet(tmp_path: Path) -> None:
+    for rows in (["hybrid-50"], ["hybrid-50", "hat-50"]):  # the lever starts both supernets from WORK/supernet-mult
+        missing = subprocess.run([sys.executable, str(Path(__file__).parents[2] / "bench/quality_ladder.py"), "--work", str(tmp_path),
+                                  "--supernet-lever", "warm", "--rows", *rows], capture_output=True, text=True, timeout=120)
+        assert missing.returncode == 2 and "supernet-mult/checkpoint_best.pt does not exist" in missing.stderr
     assert not (tmp_path / "logs").exists()  # refused before anything is written
+
+
+def test_a_searched_row_takes_the_best_subnet_of_its_own_budget(tmp_path: Path) -> None:
+    def searched_alone(out: Path, budget: float) -> None:  # what shiftadd-search leaves for one budget
+        out.mkdir(parents=True)
+        engine = Evolution(SearchSpace.from_file(SPACES["hybrid"]), None, [Constraint("energy_mj", budget, len)])
+        engine.save_state(out / "state.json")
+        (out / "best.yml").write_text("{}")
+
+    searched_alone(tmp_path / "search-hybrid", 0.280858)  # an earlier ladder's 50% search, kept in the folder itself
+    assert searched_subnet(tmp_path / "search-hybrid", 0.280858) == tmp_path / "search-hybrid/best.yml"
+    assert searched_subnet(tmp_path / "search-hybrid", 0.140429) == tmp_path / "search-hybrid/budget-0.140429/best.yml"
+    assert searched_subnet(tmp_path / "absent", 0.421286) == tmp_path / "absent/budget-0.421286/best.yml"
