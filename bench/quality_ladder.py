@@ -97,6 +97,11 @@ def supernet_lever_options(lever: str | None, work: Path, space: str) -> list:
     return []
 
 
+def seed_suffix(seed: int) -> str:
+    """What a run of ``seed`` adds to its name: nothing for the recipe's seed 1, +seedN for another."""
+    return "" if seed == 1 else f"+seed{seed}"
+
+
 def recipe(save: Path, updates: int, warmup: int = 400, seed: int = 1, keep: int = 1) -> list:
     """The Multi30k baseline recipe at a fixed number of updates, validating (and saving) every VALIDATE_EVERY,
     keeping the ``keep`` newest of those checkpoints."""
@@ -347,7 +352,7 @@ def main() -> None:
                               "--out", out / f"budget-{missing[0]:g}" if len(missing) == 1 else out, "--no-progress"]
     side_by_side(jobs, logs, args.at_once)
 
-    seeded = f"+seed{args.seed}" if args.seed != 1 else ""
+    seeded = seed_suffix(args.seed)
     # levers of the shiftadd_transformer rows (the fairseq baseline has none)
     row_levers = (f"+{args.lever}" if args.lever else "") + ("+inherit" if args.inherit_from else "")
     runs = {name: name + (tag if name in SEARCHED_ROWS else "") + (row_levers if name != "baseline" else "") + seeded
