@@ -13,7 +13,8 @@ gets a second tau, against those fine-tuned losses. The from-scratch retrainings
 ``--retrain-seeds 1 2`` retrains every subnet at each seed (seed N other than 1 as NAME+seedN), ranks
 against the mean loss over the seeds and prints the tau between the seeds' retrainings: how well one
 retraining ranks another, the most a supernet's tau can be expected to reach. Without ``--path``
-the bench only retrains. Writes WORK/ranking/ranking.json and WORK/ranking/ranking.png.
+the bench only retrains. Writes WORK/ranking/ranking.json and, with supernets or two seeds,
+WORK/ranking/ranking.png.
 
     .venv/bin/python bench/supernet_ranking.py --work /work/m30k-ladder \\
         --path /work/m30k-ladder/supernet-hybrid/checkpoint_best.pt --subnets 8 --updates 600
@@ -52,6 +53,8 @@ def column_names(paths: list) -> dict:
     (and the file name where two checkpoints share a folder)."""
     checkpoints = [Path(path).resolve() for path in paths]
     folders = [checkpoint.parent for checkpoint in checkpoints]
+    if not paths:  # the bench only retrained
+        return {}
     for depth in range(1, max(len(folder.parts) for folder in folders) + 1):
         names = ["/".join(folder.parts[-depth:]) for folder in folders]
         if len(set(names)) == len(set(folders)):
@@ -174,8 +177,9 @@ def main() -> None:
             scores["finetuned_losses"] = [loss_at(logs, finetuned_run(name, path), args.updates) for name in names]
             scores["kendall_tau_finetuned"] = kendalltau(inherited, scores["finetuned_losses"]).statistic
     (out / "ranking.json").write_text(json.dumps(results, indent=1))
-    plot(results, out / "ranking.png")
-    folder = column_names(args.path) if args.path else {}
+    if results["supernets"] or results["seed_taus"]:  # something to rank against
+        plot(results, out / "ranking.png")
+    folder = column_names(args.path)
     per_seed = [f"retrained, seed {seed}" for seed in args.retrain_seeds] if len(args.retrain_seeds) > 1 else []
     columns = [(f"inherited ({folder[p]})", p, "inherited_losses") for p in args.path]
     if args.finetune:

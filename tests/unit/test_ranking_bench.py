@@ -27,6 +27,10 @@ def test_two_checkpoints_of_one_folder_add_their_file_names() -> None:
         "supernet-hybrid/checkpoint_best.pt", "supernet-hybrid/checkpoint_last.pt", "supernet-mult"]
 
 
+def test_no_supernet_names_no_column() -> None:  # --retrain-seeds without --path
+    assert column_names([]) == {}
+
+
 def test_retrainings_at_several_seeds_are_read_from_their_own_logs_and_ranked_against_each_other(tmp_path) -> None:
     def log(run: str, nll: float) -> None:  # the line fairseq writes for a validation at 600 updates
         (tmp_path / f"{run}.log").write_text(
