@@ -51,10 +51,10 @@ def finetuned_run(name: str, supernet: str) -> str:
 def column_names(paths: list) -> dict:
     """Each supernet checkpoint's folder, with as many parent folders as tell the checkpoints apart
     (and the file name where two checkpoints share a folder)."""
-    checkpoints = [Path(path).resolve() for path in paths]
-    folders = [checkpoint.parent for checkpoint in checkpoints]
     if not paths:  # the bench only retrained
         return {}
+    checkpoints = [Path(path).resolve() for path in paths]
+    folders = [checkpoint.parent for checkpoint in checkpoints]
     for depth in range(1, max(len(folder.parts) for folder in folders) + 1):
         names = ["/".join(folder.parts[-depth:]) for folder in folders]
         if len(set(names)) == len(set(folders)):
